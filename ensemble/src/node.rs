@@ -1,0 +1,828 @@
+//! A running replica: [`start`] opens storage, starts Raft, the peer server and the session
+//! keeper, and returns a [`Handle`]. The handle is what the rest of quorumfs uses: write
+//! (forwarded to the leader, answered after the local replica applied it), read locally,
+//! sync (read index), follow applied changes, change membership, report status.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, ServerState};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::network::client::{CallError, PeerPool};
+use crate::network::message::{LocalStatus, MembershipChange, PeerRequest, PeerResponse};
+use crate::network::raft::RaftNetworkPool;
+use crate::network::server::{self, PeerService};
+use crate::session::SessionTracker;
+use crate::store::{ApplyListener, LogStore, Replica, StateMachineStore};
+use crate::tree::{SessionId, Tree, TxnBody, TxnOutcome, Zxid};
+use crate::types::typ::Raft;
+use crate::types::{Applied, NodeId, Proposal};
+use crate::{metrics, Error, Result};
+
+/// How to run one replica.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// This node's id (unique in the cluster, > 0).
+    pub id: NodeId,
+    /// Where the sled database lives.
+    pub data_dir: PathBuf,
+    /// Address to accept peer connections on.
+    pub peer_listen: SocketAddr,
+    /// Address peers use to reach this node (usually `peer_listen`).
+    pub advertise: String,
+    /// The initial voters, id to peer address. Empty for a learner that joins.
+    pub members: BTreeMap<NodeId, String>,
+    /// A member's peer address to join through as a learner.
+    pub join: Option<String>,
+    /// How long a write may wait for a leader and a commit before it fails.
+    pub write_timeout: Duration,
+    /// Entries between snapshots (the log before a snapshot is purged).
+    pub snapshot_every: u64,
+    /// Session keeper period: how often activity is reported and expiry checked.
+    pub keeper_period: Duration,
+    /// Raft heartbeat interval.
+    pub heartbeat: Duration,
+    /// Raft election timeout range (min, max).
+    pub election_timeout: (Duration, Duration),
+}
+
+impl NodeConfig {
+    /// A config with quorumfs's defaults for the given identity and addresses.
+    pub fn new(id: NodeId, data_dir: PathBuf, peer_listen: SocketAddr) -> Self {
+        NodeConfig {
+            id,
+            data_dir,
+            peer_listen,
+            advertise: peer_listen.to_string(),
+            members: BTreeMap::new(),
+            join: None,
+            write_timeout: Duration::from_secs(5),
+            snapshot_every: 10_000,
+            keeper_period: Duration::from_millis(100),
+            heartbeat: Duration::from_millis(100),
+            election_timeout: (Duration::from_millis(300), Duration::from_millis(600)),
+        }
+    }
+}
+
+/// The cluster as one node sees it, for `fsd status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The node that answered.
+    pub node: LocalStatus,
+    /// Every member of the current membership, voters first.
+    pub members: Vec<MemberStatus>,
+}
+
+/// One member as seen from the node that answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Node id.
+    pub id: NodeId,
+    /// Peer address.
+    pub addr: String,
+    /// Whether it votes.
+    pub voter: bool,
+    /// What the member says of itself; `None` if it did not answer.
+    pub status: Option<LocalStatus>,
+    /// Entries the member is behind the leader's log, when known.
+    pub lag: Option<u64>,
+}
+
+struct Inner {
+    config: NodeConfig,
+    raft: Raft,
+    replica: Arc<Replica>,
+    pool: PeerPool,
+    db: sled::Db,
+    /// Sessions with activity on this node since the keeper last reported them.
+    touched: Mutex<HashSet<SessionId>>,
+    /// Expiry deadlines; meaningful only while this node leads.
+    tracker: Mutex<SessionTracker>,
+    cancel: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// A cheap, cloneable handle on a running replica.
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Opens `config.data_dir` and starts the replica.
+///
+/// # Errors
+/// `Storage` when the data directory cannot be opened or is corrupt (the message names the
+/// path), `Unavailable` when the peer address cannot be bound.
+pub async fn start(config: NodeConfig) -> Result<Handle> {
+    let store_dir = config.data_dir.join("store");
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::Storage {
+        reason: format!("{}: {e}", config.data_dir.display()),
+    })?;
+    let db = sled::Config::new()
+        .path(&store_dir)
+        .cache_capacity(64 * 1024 * 1024)
+        .open()
+        .map_err(|e| Error::Storage {
+            reason: format!("{}: {e}", store_dir.display()),
+        })?;
+    let log_store = LogStore::open(&db).map_err(|e| Error::Storage {
+        reason: format!("{}: {e}", store_dir.display()),
+    })?;
+    let sm = StateMachineStore::open(&db).map_err(|reason| Error::Storage {
+        reason: format!("{}: {reason}", store_dir.display()),
+    })?;
+    let replica = sm.replica();
+
+    let raft_config = openraft::Config {
+        cluster_name: "quorumfs".into(),
+        heartbeat_interval: config.heartbeat.as_millis() as u64,
+        election_timeout_min: config.election_timeout.0.as_millis() as u64,
+        election_timeout_max: config.election_timeout.1.as_millis() as u64,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+        max_in_snapshot_log_to_keep: 1000,
+        snapshot_max_chunk_size: 4 * 1024 * 1024,
+        install_snapshot_timeout: 10_000,
+        ..Default::default()
+    };
+    let raft_config = Arc::new(raft_config.validate().map_err(|e| Error::BadArguments {
+        reason: e.to_string(),
+    })?);
+    let pool = PeerPool::default();
+    let listener = TcpListener::bind(config.peer_listen)
+        .await
+        .map_err(|e| Error::Unavailable {
+            reason: format!("cannot listen on {}: {e}", config.peer_listen),
+        })?;
+    let raft = Raft::new(
+        config.id,
+        raft_config,
+        RaftNetworkPool { pool: pool.clone() },
+        log_store,
+        sm,
+    )
+    .await
+    .map_err(|e| Error::Storage {
+        reason: format!("{}: {e}", store_dir.display()),
+    })?;
+
+    let inner = Arc::new(Inner {
+        config,
+        raft,
+        replica,
+        pool,
+        db,
+        touched: Mutex::default(),
+        tracker: Mutex::default(),
+        cancel: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+    inner.tasks.spawn(server::serve(
+        listener,
+        inner.clone(),
+        inner.cancel.child_token(),
+    ));
+
+    let handle = Handle {
+        inner: inner.clone(),
+    };
+    if !inner.config.members.is_empty() && inner.config.members.contains_key(&inner.config.id) {
+        handle.initialize_once().await?;
+    }
+    if let Some(join) = inner.config.join.clone() {
+        inner.tasks.spawn(join_as_learner(inner.clone(), join));
+    }
+    inner.tasks.spawn(keeper(inner.clone()));
+    Ok(handle)
+}
+
+impl Handle {
+    /// Forms the cluster from the configured members, exactly once: a node that already has
+    /// a log or a vote (restart, or another member initialised first) skips it. Every member
+    /// proposing the same membership is safe (openraft's cluster formation).
+    async fn initialize_once(&self) -> Result<()> {
+        let inner = &self.inner;
+        let initialized = inner.raft.is_initialized().await.map_err(unavailable)?;
+        if initialized {
+            return Ok(());
+        }
+        let members: BTreeMap<NodeId, BasicNode> = inner
+            .config
+            .members
+            .iter()
+            .map(|(id, addr)| (*id, BasicNode { addr: addr.clone() }))
+            .collect();
+        if let Err(e) = inner.raft.initialize(members).await {
+            tracing::debug!(error = %e, "initialize skipped");
+        }
+        Ok(())
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.config.id
+    }
+
+    /// Runs `f` on the local replica's tree (a local, sequentially consistent read).
+    pub fn read<R>(&self, f: impl FnOnce(&Tree) -> R) -> R {
+        self.inner.replica.read(f)
+    }
+
+    /// The zxid of the last transaction applied locally.
+    pub fn last_zxid(&self) -> Zxid {
+        self.inner.replica.applied_index() as Zxid
+    }
+
+    /// Registers a listener for every change applied from now on.
+    pub fn add_listener(&self, listener: ApplyListener) {
+        self.inner.replica.add_listener(listener);
+    }
+
+    /// Notes activity on `session`; the keeper reports it to the leader.
+    pub fn touch(&self, session: SessionId) {
+        lock(&self.inner.touched).insert(session);
+    }
+
+    /// Commits `body` on behalf of `session` and waits until this replica applied it.
+    ///
+    /// # Errors
+    /// `Unavailable` when no leader commits it within the write timeout, or when the outcome
+    /// is unknown (the leader was lost after the write was sent). Tree errors come back
+    /// inside the returned outcome, not here.
+    pub async fn propose(&self, session: SessionId, body: TxnBody) -> Result<Applied> {
+        let started = Instant::now();
+        let deadline = started + self.inner.config.write_timeout;
+        let proposal = Proposal {
+            time_ms: now_ms(),
+            session,
+            body,
+        };
+        let applied = self.inner.with_leader(deadline, |inner, leader| {
+            let proposal = proposal.clone();
+            async move {
+                match leader {
+                    None => inner.write_local(proposal, deadline).await,
+                    Some(addr) => match inner
+                        .call(&addr, PeerRequest::Propose(proposal), deadline)
+                        .await?
+                    {
+                        PeerResponse::Propose(r) => r,
+                        other => Err(unexpected(&other)),
+                    },
+                }
+            }
+        });
+        let applied = applied.await?;
+        self.wait_applied(applied.zxid, deadline).await?;
+        ::metrics::histogram!(metrics::PROPOSAL_SECONDS).record(started.elapsed().as_secs_f64());
+        ::metrics::counter!(metrics::PROPOSALS).increment(1);
+        Ok(applied)
+    }
+
+    /// Waits until every write committed before the call is applied locally (ZooKeeper's
+    /// `sync`; a linearizable read follows). Returns the zxid waited for.
+    pub async fn sync(&self) -> Result<Zxid> {
+        let deadline = Instant::now() + self.inner.config.write_timeout;
+        let index = self
+            .inner
+            .with_leader(deadline, |inner, leader| async move {
+                match leader {
+                    None => inner.read_index().await,
+                    Some(addr) => {
+                        match inner.call(&addr, PeerRequest::ReadIndex, deadline).await? {
+                            PeerResponse::ReadIndex(r) => r,
+                            other => Err(unexpected(&other)),
+                        }
+                    }
+                }
+            });
+        let index = index.await? as Zxid;
+        self.wait_applied(index, deadline).await?;
+        Ok(index)
+    }
+
+    /// Waits until the local replica applied `zxid`.
+    pub async fn wait_applied(&self, zxid: Zxid, deadline: Instant) -> Result<()> {
+        let target = zxid.max(0) as u64;
+        let mut rx = self.inner.replica.watch_applied();
+        let wait = async move { rx.wait_for(|applied| *applied >= target).await.is_ok() };
+        match tokio::time::timeout_at(deadline.into(), wait).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::Unavailable {
+                reason: "shutting down".into(),
+            }),
+            Err(_) => Err(Error::Unavailable {
+                reason: "local replica did not catch up in time".into(),
+            }),
+        }
+    }
+
+    /// Opens a session and returns its id and password.
+    pub async fn create_session(&self, timeout_ms: i32) -> Result<(SessionId, Vec<u8>)> {
+        let session = loop {
+            let id = rand::random::<i64>() & i64::MAX;
+            if id != 0 && self.read(|t| t.session(id).is_none()) {
+                break id;
+            }
+        };
+        let password: Vec<u8> = (0..16).map(|_| rand::random::<u8>()).collect();
+        let body = TxnBody::CreateSession {
+            session,
+            timeout_ms,
+            password: password.clone(),
+        };
+        self.propose(session, body).await?;
+        self.touch(session);
+        Ok((session, password))
+    }
+
+    /// Closes a session, deleting its ephemerals.
+    pub async fn close_session(&self, session: SessionId) -> Result<()> {
+        let applied = self
+            .propose(session, TxnBody::CloseSession { session })
+            .await?;
+        match applied.outcome {
+            Some(TxnOutcome::SessionClosed) | None => Ok(()),
+            Some(other) => Err(Error::Unavailable {
+                reason: format!("unexpected outcome {other:?}"),
+            }),
+        }
+    }
+
+    /// Applies a membership change (forwarded to the leader).
+    pub async fn change_membership(&self, change: MembershipChange) -> Result<()> {
+        self.inner.change_membership(change).await
+    }
+
+    /// This node's own status.
+    pub fn local_status(&self) -> LocalStatus {
+        self.inner.local_status()
+    }
+
+    /// The cluster as this node sees it, asking every member for its own status.
+    pub async fn cluster_status(&self) -> ClusterStatus {
+        let inner = &self.inner;
+        let metrics = inner.raft.metrics().borrow().clone();
+        let membership = metrics.membership_config.membership().clone();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let leader_last = metrics.last_log_index.unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let asks = membership.nodes().map(|(id, node)| {
+            let (id, addr) = (*id, node.addr.clone());
+            async move {
+                let status = if id == inner.config.id {
+                    Some(inner.local_status())
+                } else {
+                    match inner.call(&addr, PeerRequest::Status, deadline).await {
+                        Ok(PeerResponse::Status(s)) => Some(s),
+                        _ => None,
+                    }
+                };
+                (id, addr, status)
+            }
+        });
+        let answers = futures::future::join_all(asks).await;
+        let mut members: Vec<MemberStatus> = answers
+            .into_iter()
+            .map(|(id, addr, status)| {
+                let matched = metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).cloned().flatten());
+                let lag = match (&metrics.replication, matched, &status) {
+                    (Some(_), Some(m), _) => Some(leader_last.saturating_sub(m.index)),
+                    (_, _, Some(s)) => Some(leader_last.saturating_sub(s.last_log_index)),
+                    _ => None,
+                };
+                MemberStatus {
+                    id,
+                    addr,
+                    voter: voters.contains(&id),
+                    status,
+                    lag,
+                }
+            })
+            .collect();
+        members.sort_by_key(|m| (!m.voter, m.id));
+        ClusterStatus {
+            node: inner.local_status(),
+            members,
+        }
+    }
+
+    /// Whether this node knows a leader and has applied everything it knows to be committed.
+    pub fn is_healthy(&self) -> bool {
+        let m = self.inner.raft.metrics().borrow().clone();
+        m.current_leader.is_some() && m.running_state.is_ok()
+    }
+
+    /// Stops the node: peer server, keeper, Raft, then flushes storage.
+    pub async fn shutdown(&self) {
+        let inner = &self.inner;
+        inner.cancel.cancel();
+        if let Err(e) = inner.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        inner.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(2), inner.tasks.wait()).await;
+        if let Err(e) = inner.db.flush_async().await {
+            tracing::error!(error = %e, "flushing storage at shutdown failed");
+        }
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Error {
+    Error::Unavailable {
+        reason: e.to_string(),
+    }
+}
+
+fn unexpected(resp: &PeerResponse) -> Error {
+    Error::Unavailable {
+        reason: format!("unexpected peer reply {resp:?}"),
+    }
+}
+
+fn client_write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> Error {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader {
+            leader: f.leader_id,
+        },
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => Error::Membership {
+            reason: c.to_string(),
+        },
+        RaftError::Fatal(f) => Error::Unavailable {
+            reason: f.to_string(),
+        },
+    }
+}
+
+impl Inner {
+    /// The leader's peer address, `None` if this node leads; `Err(NotLeader)` if unknown.
+    fn leader(&self) -> Result<Option<String>> {
+        let metrics = self.raft.metrics().borrow().clone();
+        match metrics.current_leader {
+            Some(id) if id == self.config.id => Ok(None),
+            Some(id) => match metrics.membership_config.membership().get_node(&id) {
+                Some(node) => Ok(Some(node.addr.clone())),
+                None => Err(Error::NotLeader { leader: Some(id) }),
+            },
+            None => Err(Error::NotLeader { leader: None }),
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        matches!(self.leader(), Ok(None))
+    }
+
+    /// Runs `op` against the current leader, retrying while there is none or it moved, until
+    /// `deadline`. `op` gets `None` when this node is the leader, else the leader's address.
+    async fn with_leader<T, F, Fut>(self: &Arc<Self>, deadline: Instant, op: F) -> Result<T>
+    where
+        F: Fn(Arc<Inner>, Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        loop {
+            let attempt = match self.leader() {
+                Ok(leader) => op(self.clone(), leader).await,
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Err(Error::NotLeader { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(Error::NotLeader { .. }) => {
+                    return Err(Error::Unavailable {
+                        reason: format!("no leader within {:?}", self.config.write_timeout),
+                    })
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sends `req` to a peer. A request that was never sent reads as `NotLeader` so the
+    /// caller retries; one that may have been applied reads as `Unavailable`.
+    async fn call(&self, addr: &str, req: PeerRequest, deadline: Instant) -> Result<PeerResponse> {
+        let timeout = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(10));
+        match self.pool.get(addr).call(req, timeout).await {
+            Ok(resp) => Ok(resp),
+            Err(CallError::Unreachable { .. }) => Err(Error::NotLeader { leader: None }),
+            Err(e @ CallError::NoAnswer { .. }) => Err(Error::Unavailable {
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    async fn write_local(&self, proposal: Proposal, deadline: Instant) -> Result<Applied> {
+        match tokio::time::timeout_at(deadline.into(), self.raft.client_write(proposal)).await {
+            Ok(Ok(resp)) => Ok(resp.data),
+            Ok(Err(e)) => Err(client_write_error(e)),
+            Err(_) => Err(Error::Unavailable {
+                reason: "write not committed in time (no quorum?)".into(),
+            }),
+        }
+    }
+
+    async fn read_index(&self) -> Result<u64> {
+        match self.raft.get_read_log_id().await {
+            Ok((read, _)) => Ok(read.map_or(0, |l| l.index)),
+            Err(RaftError::APIError(e)) => match e {
+                openraft::error::CheckIsLeaderError::ForwardToLeader(f) => Err(Error::NotLeader {
+                    leader: f.leader_id,
+                }),
+                openraft::error::CheckIsLeaderError::QuorumNotEnough(q) => {
+                    Err(Error::Unavailable {
+                        reason: q.to_string(),
+                    })
+                }
+            },
+            Err(RaftError::Fatal(f)) => Err(Error::Unavailable {
+                reason: f.to_string(),
+            }),
+        }
+    }
+
+    async fn change_membership(self: &Arc<Self>, change: MembershipChange) -> Result<()> {
+        let deadline = Instant::now() + self.config.write_timeout * 6;
+        self.with_leader(deadline, |inner, leader| {
+            let change = change.clone();
+            async move {
+                match leader {
+                    Some(addr) => match inner
+                        .call(&addr, PeerRequest::Membership(change), deadline)
+                        .await?
+                    {
+                        PeerResponse::Membership(r) => r,
+                        other => Err(unexpected(&other)),
+                    },
+                    None => inner.change_membership_here(change).await,
+                }
+            }
+        })
+        .await
+    }
+
+    async fn change_membership_here(&self, change: MembershipChange) -> Result<()> {
+        let membership = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .clone();
+        let known = |id: &NodeId| membership.get_node(id).is_some();
+        let result = match change {
+            MembershipChange::AddLearner { id, addr } => {
+                if let Some(node) = membership.get_node(&id) {
+                    if node.addr == addr {
+                        return Ok(()); // already a member at that address: joining again is fine
+                    }
+                    return Err(Error::Membership {
+                        reason: format!("node {id} is already a member at {}", node.addr),
+                    });
+                }
+                self.raft.add_learner(id, BasicNode { addr }, false).await
+            }
+            MembershipChange::Promote { id } => {
+                if !known(&id) {
+                    return Err(Error::Membership {
+                        reason: format!("node {id} is not a member"),
+                    });
+                }
+                self.raft
+                    .change_membership(ChangeMembers::AddVoterIds([id].into()), false)
+                    .await
+            }
+            MembershipChange::Remove { id } => {
+                if !known(&id) {
+                    return Err(Error::Membership {
+                        reason: format!("node {id} is not a member"),
+                    });
+                }
+                let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+                if voters.contains(&id) {
+                    if voters.len() == 1 {
+                        return Err(Error::Membership {
+                            reason: "cannot remove the last voter".into(),
+                        });
+                    }
+                    self.raft
+                        .change_membership(ChangeMembers::RemoveVoters([id].into()), false)
+                        .await
+                } else {
+                    self.raft
+                        .change_membership(ChangeMembers::RemoveNodes([id].into()), false)
+                        .await
+                }
+            }
+        };
+        result.map(|_| ()).map_err(client_write_error)
+    }
+
+    fn local_status(&self) -> LocalStatus {
+        let m = self.raft.metrics().borrow().clone();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Follower => "follower",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Shutdown => "shutdown",
+        };
+        let (znodes, sessions) = self
+            .replica
+            .read(|t| (t.znode_count() as u64, t.sessions().count() as u64));
+        LocalStatus {
+            id: self.config.id,
+            role: role.into(),
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map_or(0, |l| l.index),
+            znodes,
+            sessions,
+        }
+    }
+}
+
+impl PeerService for Inner {
+    async fn handle(&self, req: PeerRequest) -> PeerResponse {
+        match req {
+            PeerRequest::AppendEntries(rpc) => {
+                PeerResponse::AppendEntries(self.raft.append_entries(rpc).await)
+            }
+            PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
+            PeerRequest::InstallSnapshot(rpc) => {
+                PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+            }
+            PeerRequest::Propose(p) => {
+                let deadline = Instant::now() + self.config.write_timeout;
+                let result = if self.is_leader() {
+                    self.write_local(p, deadline).await
+                } else {
+                    Err(Error::NotLeader {
+                        leader: self.raft.metrics().borrow().current_leader,
+                    })
+                };
+                PeerResponse::Propose(result)
+            }
+            PeerRequest::ReadIndex => PeerResponse::ReadIndex(self.read_index().await),
+            PeerRequest::Touch(sessions) => {
+                lock(&self.touched).extend(sessions);
+                PeerResponse::Touched
+            }
+            PeerRequest::Membership(change) => {
+                let result = if self.is_leader() {
+                    self.change_membership_here(change).await
+                } else {
+                    Err(Error::NotLeader {
+                        leader: self.raft.metrics().borrow().current_leader,
+                    })
+                };
+                PeerResponse::Membership(result)
+            }
+            PeerRequest::Status => PeerResponse::Status(self.local_status()),
+        }
+    }
+}
+
+/// Asks the cluster, through `join`, to add this node as a learner; retries until it is a
+/// member or the node stops.
+async fn join_as_learner(inner: Arc<Inner>, join: String) {
+    let change = MembershipChange::AddLearner {
+        id: inner.config.id,
+        addr: inner.config.advertise.clone(),
+    };
+    loop {
+        let is_member = inner
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&inner.config.id)
+            .is_some();
+        if is_member {
+            tracing::info!("member of the cluster");
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        match inner
+            .call(&join, PeerRequest::Membership(change.clone()), deadline)
+            .await
+        {
+            Ok(PeerResponse::Membership(Ok(()))) => {
+                tracing::info!(via = %join, "joined as learner")
+            }
+            Ok(other) => tracing::warn!(via = %join, reply = ?other, "join refused; retrying"),
+            Err(e) => tracing::warn!(via = %join, error = %e, "join failed; retrying"),
+        }
+        tokio::select! {
+            _ = inner.cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// The session keeper: reports local activity to the leader; on the leader, tracks deadlines,
+/// proposes expiries, and reaps containers and TTL nodes.
+async fn keeper(inner: Arc<Inner>) {
+    let mut ticker = tokio::time::interval(inner.config.keeper_period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut led_term = None;
+    loop {
+        tokio::select! {
+            _ = inner.cancel.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let touched: Vec<SessionId> = lock(&inner.touched).drain().collect();
+        let metrics = inner.raft.metrics().borrow().clone();
+        let leading =
+            metrics.current_leader == Some(inner.config.id) && metrics.state == ServerState::Leader;
+        if !leading {
+            led_term = None;
+            if !touched.is_empty() {
+                if let Ok(Some(addr)) = inner.leader() {
+                    let client = inner.pool.get(&addr);
+                    let period = inner.config.keeper_period;
+                    tokio::spawn(async move {
+                        let _ = client.call(PeerRequest::Touch(touched), period * 5).await;
+                    });
+                }
+            }
+            continue;
+        }
+        if led_term != Some(metrics.current_term) {
+            // New leadership: every session's timer starts afresh (ZooKeeper does the same).
+            lock(&inner.tracker).clear();
+            led_term = Some(metrics.current_term);
+        }
+        let now = Instant::now();
+        let expired = {
+            let mut tracker = lock(&inner.tracker);
+            inner.replica.read(|tree| {
+                let live: Vec<(SessionId, i32)> =
+                    tree.sessions().map(|(id, s)| (id, s.timeout_ms)).collect();
+                let gone: Vec<SessionId> = tracker
+                    .sessions()
+                    .filter(|id| tree.session(*id).is_none())
+                    .collect();
+                for id in gone {
+                    tracker.remove(id);
+                }
+                for (id, timeout_ms) in live {
+                    let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
+                    if !tracker.contains(id) || touched.contains(&id) {
+                        tracker.touch(id, now, timeout);
+                    }
+                }
+            });
+            let expired = tracker.expired(now);
+            // Give each expiry one period before it is proposed again.
+            for id in &expired {
+                tracker.touch(*id, now, inner.config.write_timeout);
+            }
+            expired
+        };
+        let reapable = inner.replica.read(|tree| tree.reapable(now_ms()));
+        let handle = Handle {
+            inner: inner.clone(),
+        };
+        for session in expired {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                tracing::info!(session = format_args!("{session:#x}"), "session expired");
+                if let Err(e) = handle.close_session(session).await {
+                    tracing::warn!(error = %e, "proposing session expiry failed");
+                }
+            });
+        }
+        for (path, version) in reapable.into_iter().take(100) {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let op = crate::tree::Op::Delete { path, version };
+                let _ = handle.propose(0, TxnBody::Op(op)).await;
+            });
+        }
+    }
+}

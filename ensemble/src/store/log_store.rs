@@ -1,0 +1,187 @@
+//! openraft's log storage on sled: log entries, the vote, the committed and last purged log
+//! ids. Every append and vote is flushed to disk before openraft is told it is done, so an
+//! acknowledged write survives kill -9 and power loss.
+
+use std::fmt::Debug;
+use std::ops::{Bound, RangeBounds};
+
+use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
+use openraft::{OptionalSend, StorageIOError};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::keys;
+use crate::types::typ::{Entry, LogId, StorageError, Vote};
+use crate::types::TypeConfig;
+
+/// The Raft log on sled. Cheap to clone: clones share the same trees.
+#[derive(Clone)]
+pub struct LogStore {
+    db: sled::Db,
+    log: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl LogStore {
+    /// Opens the log trees of `db`.
+    pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+        Ok(LogStore {
+            db: db.clone(),
+            log: db.open_tree(keys::LOG_TREE)?,
+            meta: db.open_tree(keys::META_TREE)?,
+        })
+    }
+
+    fn read_meta<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
+        let bytes = self.meta.get(key).map_err(|e| StorageIOError::read(&e))?;
+        match bytes {
+            None => Ok(None),
+            Some(b) => bincode::deserialize(&b)
+                .map(Some)
+                .map_err(|e| StorageIOError::read(&e).into()),
+        }
+    }
+
+    fn write_meta<T: Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
+        let bytes = bincode::serialize(value).map_err(|e| StorageIOError::write(&e))?;
+        self.meta
+            .insert(key, bytes)
+            .map_err(|e| StorageIOError::write(&e))?;
+        Ok(())
+    }
+
+    async fn flush(&self) -> Result<(), StorageError> {
+        self.db
+            .flush_async()
+            .await
+            .map_err(|e| StorageIOError::write(&e))?;
+        Ok(())
+    }
+
+    /// Index of the last entry in the log, if any.
+    pub fn last_index(&self) -> Result<Option<u64>, StorageError> {
+        let last = self.log.last().map_err(|e| StorageIOError::read_logs(&e))?;
+        Ok(last.and_then(|(k, _)| keys::log_index(&k)))
+    }
+}
+
+fn decode_entry(bytes: &[u8]) -> Result<Entry, StorageError> {
+    bincode::deserialize(bytes).map_err(|e| StorageIOError::read_logs(&e).into())
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        let start = match range.start_bound() {
+            Bound::Included(i) => *i,
+            Bound::Excluded(i) => i.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let mut entries = Vec::new();
+        for item in self.log.range(keys::log_key(start)..) {
+            let (k, v) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+            let Some(index) = keys::log_index(&k) else {
+                continue;
+            };
+            if !range.contains(&index) {
+                break;
+            }
+            entries.push(decode_entry(&v)?);
+        }
+        Ok(entries)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for LogStore {
+    type LogReader = LogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
+        let last_purged_log_id: Option<LogId> = self.read_meta(keys::LAST_PURGED)?;
+        let last = self.log.last().map_err(|e| StorageIOError::read_logs(&e))?;
+        let last_log_id = match last {
+            Some((_, v)) => Some(decode_entry(&v)?.log_id),
+            None => last_purged_log_id,
+        };
+        Ok(LogState {
+            last_purged_log_id,
+            last_log_id,
+        })
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.write_meta(keys::VOTE, vote)?;
+        self.flush().await
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
+        self.read_meta(keys::VOTE)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        // Not flushed: a lost committed marker only delays re-applying until the leader says so.
+        self.write_meta(keys::COMMITTED, &committed)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        Ok(self.read_meta::<Option<LogId>>(keys::COMMITTED)?.flatten())
+    }
+
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut batch = sled::Batch::default();
+        for entry in entries {
+            let bytes = bincode::serialize(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
+            batch.insert(&keys::log_key(entry.log_id.index), bytes);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        let flushed = self
+            .db
+            .flush_async()
+            .await
+            .map(|_| ())
+            .map_err(std::io::Error::other);
+        callback.log_io_completed(flushed);
+        Ok(())
+    }
+
+    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for item in self.log.range(keys::log_key(log_id.index)..) {
+            let (k, _) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+            batch.remove(k);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.flush().await
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+        self.write_meta(keys::LAST_PURGED, &log_id)?;
+        self.flush().await?;
+        let mut batch = sled::Batch::default();
+        for item in self.log.range(..=keys::log_key(log_id.index)) {
+            let (k, _) = item.map_err(|e| StorageIOError::read_logs(&e))?;
+            batch.remove(k);
+        }
+        self.log
+            .apply_batch(batch)
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,312 @@
+//! The state machine: the in-memory [`Tree`] that every replica applies committed entries to,
+//! its snapshots on sled, and the fan-out of applied changes to listeners.
+//!
+//! The tree lives in memory; durability comes from the Raft log (flushed before a write is
+//! acknowledged) plus snapshots: after a restart openraft re-applies the log past the last
+//! snapshot. Readers share the tree through [`Replica`]; the apply path is the only writer.
+
+use std::io::Cursor;
+use std::sync::{Arc, RwLock, RwLockReadGuard};
+
+use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
+use openraft::{EntryPayload, OptionalSend, StorageIOError};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use super::keys;
+use crate::tree::{Change, Tree, Txn, Zxid};
+use crate::types::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
+use crate::types::{Applied, TypeConfig};
+
+/// What listeners are told after entries are applied, with the tree as it is then.
+#[derive(Debug)]
+pub enum ApplyEvent<'a> {
+    /// One transaction's visible changes, in order.
+    Changes {
+        /// The zxid they committed at.
+        zxid: Zxid,
+        /// The changes.
+        changes: &'a [Change],
+    },
+    /// The whole tree was replaced by a snapshot from the leader: anything may have changed.
+    Reset {
+        /// The zxid the snapshot ends at.
+        zxid: Zxid,
+    },
+}
+
+/// A callback run on every apply, while the tree is locked for writing: it must be quick and
+/// must not call back into the [`Replica`] (it gets the tree as an argument instead).
+pub type ApplyListener = Box<dyn Fn(&Tree, &ApplyEvent<'_>) + Send + Sync>;
+
+/// The applied state: the tree plus the Raft bookkeeping that goes with it.
+#[derive(Debug, Serialize, Deserialize)]
+struct AppliedState {
+    last_applied: Option<LogId>,
+    membership: StoredMembership,
+    tree: Tree,
+}
+
+impl Default for AppliedState {
+    fn default() -> Self {
+        AppliedState {
+            last_applied: None,
+            membership: StoredMembership::default(),
+            tree: Tree::new(),
+        }
+    }
+}
+
+/// The replica's state, shared between the apply path and readers.
+pub struct Replica {
+    state: RwLock<AppliedState>,
+    applied_index: watch::Sender<u64>,
+    listeners: RwLock<Vec<ApplyListener>>,
+}
+
+impl Replica {
+    /// Runs `f` with read access to the tree.
+    pub fn read<R>(&self, f: impl FnOnce(&Tree) -> R) -> R {
+        f(&self.lock_read().tree)
+    }
+
+    /// The index of the last applied entry (0 before any).
+    pub fn applied_index(&self) -> u64 {
+        *self.applied_index.borrow()
+    }
+
+    /// A receiver that follows the applied index.
+    pub fn watch_applied(&self) -> watch::Receiver<u64> {
+        self.applied_index.subscribe()
+    }
+
+    /// Adds a listener for applied changes.
+    pub fn add_listener(&self, listener: ApplyListener) {
+        self.listeners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(listener);
+    }
+
+    fn lock_read(&self) -> RwLockReadGuard<'_, AppliedState> {
+        // A panic while applying would already have stopped Raft; the data is still the
+        // last consistent tree, so reads keep working.
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn notify(&self, tree: &Tree, event: &ApplyEvent<'_>) {
+        let listeners = self.listeners.read().unwrap_or_else(|p| p.into_inner());
+        for listener in listeners.iter() {
+            listener(tree, event);
+        }
+    }
+}
+
+/// A snapshot as stored on sled: its metadata and the bincode of the applied state.
+#[derive(Serialize, Deserialize)]
+struct StoredSnapshot {
+    meta: SnapshotMeta,
+    data: Vec<u8>,
+}
+
+/// openraft's state machine over [`Replica`], with snapshots in sled.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    replica: Arc<Replica>,
+    db: sled::Db,
+    snapshots: sled::Tree,
+}
+
+impl StateMachineStore {
+    /// Opens the state machine, starting from the stored snapshot if there is one.
+    ///
+    /// # Errors
+    /// A snapshot that cannot be decoded is reported, never skipped: starting from an empty
+    /// tree would silently lose data.
+    pub fn open(db: &sled::Db) -> Result<Self, String> {
+        let snapshots = db
+            .open_tree(keys::SNAPSHOT_TREE)
+            .map_err(|e| e.to_string())?;
+        let mut state = AppliedState::default();
+        if let Some(bytes) = snapshots
+            .get(keys::CURRENT_SNAPSHOT)
+            .map_err(|e| e.to_string())?
+        {
+            let stored: StoredSnapshot = bincode::deserialize(&bytes)
+                .map_err(|e| format!("snapshot record is corrupt: {e}"))?;
+            state = bincode::deserialize(&stored.data)
+                .map_err(|e| format!("snapshot data is corrupt: {e}"))?;
+        }
+        let applied = state.last_applied.map_or(0, |l| l.index);
+        let (applied_index, _) = watch::channel(applied);
+        let replica = Arc::new(Replica {
+            state: RwLock::new(state),
+            applied_index,
+            listeners: RwLock::new(Vec::new()),
+        });
+        Ok(StateMachineStore {
+            replica,
+            db: db.clone(),
+            snapshots,
+        })
+    }
+
+    /// The shared replica state.
+    pub fn replica(&self) -> Arc<Replica> {
+        self.replica.clone()
+    }
+
+    fn store_snapshot(&self, stored: &StoredSnapshot) -> Result<(), StorageError> {
+        let sig = Some(stored.meta.signature());
+        let bytes = bincode::serialize(stored)
+            .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        self.snapshots
+            .insert(keys::CURRENT_SNAPSHOT, bytes)
+            .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        self.db
+            .flush()
+            .map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
+        Ok(())
+    }
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
+        let this = self.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            let state = this.replica.lock_read();
+            let data =
+                bincode::serialize(&*state).map_err(|e| StorageIOError::read_state_machine(&e))?;
+            let meta = SnapshotMeta {
+                last_log_id: state.last_applied,
+                last_membership: state.membership.clone(),
+                snapshot_id: format!("{}", state.last_applied.map_or(0, |l| l.index)),
+            };
+            drop(state);
+            let stored = StoredSnapshot { meta, data };
+            this.store_snapshot(&stored)?;
+            Ok::<_, StorageError>(stored)
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(None, &e))??;
+        Ok(Snapshot {
+            meta: built.meta,
+            snapshot: Box::new(Cursor::new(built.data)),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = Self;
+
+    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
+        let state = self.replica.lock_read();
+        Ok((state.last_applied, state.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<Applied>, StorageError>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut replies = Vec::new();
+        let mut last = None;
+        {
+            let mut state = self
+                .replica
+                .state
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            for entry in entries {
+                let zxid = entry.log_id.index as Zxid;
+                state.last_applied = Some(entry.log_id);
+                last = Some(entry.log_id.index);
+                let outcome = match entry.payload {
+                    EntryPayload::Blank => None,
+                    EntryPayload::Membership(m) => {
+                        state.membership = StoredMembership::new(Some(entry.log_id), m);
+                        None
+                    }
+                    EntryPayload::Normal(p) => {
+                        let txn = Txn {
+                            zxid,
+                            time_ms: p.time_ms,
+                            session: p.session,
+                            body: p.body,
+                        };
+                        let (outcome, changes) = state.tree.apply(&txn);
+                        if !changes.is_empty() {
+                            self.replica.notify(
+                                &state.tree,
+                                &ApplyEvent::Changes {
+                                    zxid,
+                                    changes: &changes,
+                                },
+                            );
+                        }
+                        Some(outcome)
+                    }
+                };
+                replies.push(Applied { zxid, outcome });
+            }
+        }
+        if let Some(index) = last {
+            self.replica.applied_index.send_replace(index);
+        }
+        Ok(replies)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
+        let data = snapshot.into_inner();
+        let sig = Some(meta.signature());
+        let new_state: AppliedState = bincode::deserialize(&data)
+            .map_err(|e| StorageIOError::read_snapshot(sig.clone(), &e))?;
+        self.store_snapshot(&StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        })?;
+        let index = new_state.last_applied.map_or(0, |l| l.index);
+        {
+            let mut state = self
+                .replica
+                .state
+                .write()
+                .unwrap_or_else(|p| p.into_inner());
+            *state = new_state;
+            self.replica.notify(
+                &state.tree,
+                &ApplyEvent::Reset {
+                    zxid: index as Zxid,
+                },
+            );
+        }
+        self.replica.applied_index.send_replace(index);
+        Ok(())
+    }
+
+    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
+        let bytes = self
+            .snapshots
+            .get(keys::CURRENT_SNAPSHOT)
+            .map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        let Some(bytes) = bytes else { return Ok(None) };
+        let stored: StoredSnapshot =
+            bincode::deserialize(&bytes).map_err(|e| StorageIOError::read_snapshot(None, &e))?;
+        Ok(Some(Snapshot {
+            meta: stored.meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        }))
+    }
+}

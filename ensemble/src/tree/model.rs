@@ -1,0 +1,272 @@
+//! Public value types of the tree: Stat, create modes, ACLs, operations, results, changes.
+//! (The implementation of `Tree` lives in sibling modules.)
+
+use serde::{Deserialize, Serialize};
+
+/// A session id, as ZooKeeper's (a signed 64-bit number, never 0).
+pub type SessionId = i64;
+/// A transaction id: the Raft log index that committed the change.
+pub type Zxid = i64;
+
+/// Largest znode data, in bytes (ZooKeeper's default `jute.maxbuffer` is about 1 MiB).
+pub const MAX_DATA_LEN: usize = 1024 * 1024;
+
+/// ephemeralOwner value that marks a container (ZooKeeper's `EphemeralType.CONTAINER`).
+pub const CONTAINER_OWNER: i64 = i64::MIN; // 0x8000_0000_0000_0000
+/// ephemeralOwner high byte that marks a TTL node; the low 56 bits hold the TTL in ms
+/// (ZooKeeper's `EphemeralType.TTL`, extended-types encoding).
+pub const TTL_OWNER_MASK: i64 = 0xFF00_0000_0000_0000u64 as i64;
+/// Largest TTL ZooKeeper accepts (2^40 - 1 ms).
+pub const MAX_TTL_MS: i64 = (1 << 40) - 1;
+
+/// ZooKeeper's Stat structure, field for field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Stat {
+    /// zxid of the create.
+    pub czxid: Zxid,
+    /// zxid of the last data change (equals czxid until the first setData).
+    pub mzxid: Zxid,
+    /// Creation time, ms since the epoch (proposer's clock).
+    pub ctime: i64,
+    /// Last data change time, ms since the epoch.
+    pub mtime: i64,
+    /// Number of data changes.
+    pub version: i32,
+    /// Number of changes to the children list (creates and deletes of children).
+    pub cversion: i32,
+    /// Number of ACL changes.
+    pub aversion: i32,
+    /// Owning session for ephemerals; [`CONTAINER_OWNER`] for containers; a TTL marker for
+    /// TTL nodes; 0 otherwise.
+    pub ephemeral_owner: i64,
+    /// Length of the data.
+    pub data_length: i32,
+    /// Number of children.
+    pub num_children: i32,
+    /// zxid of the last change to the children list (czxid until the first one).
+    pub pzxid: Zxid,
+}
+
+/// How a znode is created (ZooKeeper's CreateMode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CreateMode {
+    /// An ordinary znode.
+    Persistent,
+    /// A persistent znode whose name gets the parent's sequence number appended.
+    PersistentSequential,
+    /// Deleted when its owning session ends.
+    Ephemeral,
+    /// Ephemeral and sequential.
+    EphemeralSequential,
+    /// Deleted by the reaper once it had children and has none left.
+    Container,
+    /// Deleted by the reaper when it has no children and was not modified for `ttl_ms`.
+    PersistentWithTtl {
+        /// The TTL in ms (1..=MAX_TTL_MS).
+        ttl_ms: i64,
+    },
+    /// TTL and sequential.
+    PersistentSequentialWithTtl {
+        /// The TTL in ms (1..=MAX_TTL_MS).
+        ttl_ms: i64,
+    },
+}
+
+impl CreateMode {
+    /// Whether the name gets a sequence suffix.
+    pub fn is_sequential(self) -> bool {
+        matches!(
+            self,
+            CreateMode::PersistentSequential
+                | CreateMode::EphemeralSequential
+                | CreateMode::PersistentSequentialWithTtl { .. }
+        )
+    }
+    /// Whether the znode is bound to its creator's session.
+    pub fn is_ephemeral(self) -> bool {
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
+    }
+}
+
+/// One ACL entry. Ordered so that the tree can intern ACL lists in a sorted map.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Acl {
+    /// Permission bits: READ 1, WRITE 2, CREATE 4, DELETE 8, ADMIN 16.
+    pub perms: i32,
+    /// Scheme (`world`, `digest`, `auth`, `ip`, `super`...).
+    pub scheme: String,
+    /// Id within the scheme (`anyone`, `user:base64hash`...).
+    pub id: String,
+}
+
+impl Acl {
+    /// `world:anyone` with all permissions (ZooKeeper's OPEN_ACL_UNSAFE).
+    pub fn open_unsafe() -> Vec<Acl> {
+        vec![Acl {
+            perms: 31,
+            scheme: "world".into(),
+            id: "anyone".into(),
+        }]
+    }
+}
+
+/// One write operation, alone or inside a multi.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Create `path` (for sequential modes, the prefix the sequence number is appended to).
+    Create {
+        /// Path or sequential prefix.
+        path: String,
+        /// Initial data.
+        data: Vec<u8>,
+        /// ACL (must not be empty).
+        acl: Vec<Acl>,
+        /// Create mode.
+        mode: CreateMode,
+    },
+    /// Delete `path` if `version` is -1 or equals its version.
+    Delete {
+        /// The znode.
+        path: String,
+        /// Expected version, -1 for any.
+        version: i32,
+    },
+    /// Replace the data if `version` is -1 or equals its version.
+    SetData {
+        /// The znode.
+        path: String,
+        /// New data.
+        data: Vec<u8>,
+        /// Expected version, -1 for any.
+        version: i32,
+    },
+    /// Fail the multi unless `path` exists with `version` (-1: any).
+    Check {
+        /// The znode.
+        path: String,
+        /// Expected version, -1 for any.
+        version: i32,
+    },
+    /// Replace the ACL if `version` is -1 or equals its aversion.
+    SetAcl {
+        /// The znode.
+        path: String,
+        /// New ACL.
+        acl: Vec<Acl>,
+        /// Expected aversion, -1 for any.
+        version: i32,
+    },
+}
+
+/// The result of one applied [`Op`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpResult {
+    /// Created: the real path (with the sequence suffix) and the new Stat.
+    Created {
+        /// Actual path.
+        path: String,
+        /// Stat of the new znode.
+        stat: Stat,
+    },
+    /// Deleted.
+    Deleted,
+    /// Data replaced: the new Stat.
+    DataSet {
+        /// Stat after the change.
+        stat: Stat,
+    },
+    /// Check passed.
+    Checked,
+    /// ACL replaced: the new Stat.
+    AclSet {
+        /// Stat after the change.
+        stat: Stat,
+    },
+}
+
+/// What a transaction does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnBody {
+    /// Open a session.
+    CreateSession {
+        /// New session id (chosen by the proposer, never 0).
+        session: SessionId,
+        /// Negotiated timeout in ms.
+        timeout_ms: i32,
+        /// Password clients must present to re-attach.
+        password: Vec<u8>,
+    },
+    /// Close a session (client request or expiry): deletes its ephemerals.
+    CloseSession {
+        /// The session.
+        session: SessionId,
+    },
+    /// One operation on behalf of `Txn::session`.
+    Op(Op),
+    /// All of these or none.
+    Multi(Vec<Op>),
+}
+
+/// A transaction as Raft orders it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Txn {
+    /// The zxid this txn commits at.
+    pub zxid: Zxid,
+    /// Proposer's wall clock, ms since the epoch: ctime/mtime of what it touches.
+    pub time_ms: i64,
+    /// The session on whose behalf the ops run (owner of ephemerals it creates); 0 for none.
+    pub session: SessionId,
+    /// What to do.
+    pub body: TxnBody,
+}
+
+/// What a transaction produced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnOutcome {
+    /// The session was created.
+    SessionCreated,
+    /// The session was closed (or did not exist: closing is idempotent).
+    SessionClosed,
+    /// A single op's result or error.
+    Op(Result<OpResult, crate::Error>),
+    /// A multi: every op's result, or the first failure (nothing was applied).
+    Multi(Result<Vec<OpResult>, MultiFailure>),
+}
+
+/// Why a multi failed: the index of the first failing op and its error. ZooKeeper reports
+/// ops before it as OK (0), it with its code, and ops after it as RuntimeInconsistency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultiFailure {
+    /// Index of the failing op.
+    pub index: usize,
+    /// Its error.
+    pub error: crate::Error,
+}
+
+/// One visible change to the tree, in apply order. Watches and the mount consume these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Change {
+    /// A znode was created (its parent's children changed too).
+    Created {
+        /// Path of the new znode.
+        path: String,
+    },
+    /// A znode was deleted (its parent's children changed too).
+    Deleted {
+        /// Path of the deleted znode.
+        path: String,
+    },
+    /// A znode's data was replaced.
+    DataChanged {
+        /// The znode.
+        path: String,
+    },
+    /// A znode's ACL was replaced.
+    AclChanged {
+        /// The znode.
+        path: String,
+    },
+}

@@ -1,0 +1,80 @@
+//! `fsd run`: starts the replica, the ZooKeeper client port and the admin endpoint, reports
+//! readiness, and on shutdown stops them in order: stop accepting, drain connections
+//! (bounded), stop the replica (Raft, then a storage flush).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::config::RunConfig;
+use crate::{admin, zk};
+
+pub(crate) async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
+    if let Some(mount) = &config.mount {
+        anyhow::bail!(
+            "--mount {}: the FUSE view is not part of this build yet; run without --mount and use the client port",
+            mount.display()
+        );
+    }
+    let metrics = admin::install_metrics()?;
+    let node = quorumfs_ensemble::start(config.node.clone())
+        .await
+        .with_context(|| {
+            format!(
+                "starting node {} with data in {}",
+                config.node.id,
+                config.node.data_dir.display()
+            )
+        })?;
+
+    let client_listener = TcpListener::bind(config.client_listen)
+        .await
+        .with_context(|| format!("cannot listen for clients on {}", config.client_listen))?;
+    let admin_listener = TcpListener::bind(config.admin_listen)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen for admin requests on {}",
+                config.admin_listen
+            )
+        })?;
+
+    let zk_server = Arc::new(zk::Server::new(node.clone(), config.tick));
+    let zk_cancel = shutdown.child_token();
+    let zk_task = tokio::spawn(zk_server.clone().serve(client_listener, zk_cancel.clone()));
+    let admin_state = admin::AdminState {
+        node: node.clone(),
+        zk: zk_server.clone(),
+        metrics,
+    };
+    let admin_task = tokio::spawn(admin::serve(
+        admin_listener,
+        admin_state,
+        shutdown.child_token(),
+    ));
+
+    tracing::info!(
+        id = config.node.id,
+        peer = %config.node.peer_listen,
+        client = %config.client_listen,
+        admin = %config.admin_listen,
+        data = %config.node.data_dir.display(),
+        "fsd ready"
+    );
+
+    shutdown.cancelled().await;
+    zk_cancel.cancel();
+    if tokio::time::timeout(Duration::from_secs(5), zk_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("client connections did not drain within 5 s");
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), admin_task).await;
+    node.shutdown().await;
+    tracing::info!("fsd stopped");
+    Ok(())
+}

@@ -1,0 +1,299 @@
+//! One client connection: the four-letter-word shortcut, the session handshake (new session,
+//! or re-attach with id and password), then requests in order, one at a time, replies and
+//! watch notifications through one ordered outbox. Malformed bytes close this connection
+//! only; a client that stops reading is closed when its outbox fills.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes, BytesMut};
+use quorumfs_ensemble::tree::SessionId;
+use quorumfs_ensemble::Handle;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::ops::Outcome;
+use super::proto::jute::Jute;
+use super::proto::opcode::{PING_XID, SET_WATCHES_XID};
+use super::proto::records::{ConnectResponse, RequestHeader, WatcherEvent};
+use super::proto::{self, ErrorCode, EventType, KeeperState, ProtoError, Request};
+use super::watches::{ConnId, Sink, WatchTable};
+use super::Server;
+
+/// Largest request frame: 1 MiB of data plus room for the path and ACLs.
+const MAX_FRAME: usize = 1024 * 1024 + 64 * 1024;
+/// Frames a connection may have queued before it counts as not reading.
+const OUTBOX_FRAMES: usize = 4096;
+
+/// What a request runs with: the node, the session it belongs to, this connection's watches.
+pub(crate) struct Session {
+    pub node: Handle,
+    pub id: SessionId,
+    pub conn: ConnId,
+    pub watches: Arc<WatchTable>,
+    pub peer_ip: String,
+}
+
+/// Why a connection ended (logged at debug).
+#[derive(Debug, thiserror::Error)]
+enum End {
+    #[error("peer closed")]
+    Closed,
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("protocol: {0}")]
+    Proto(#[from] ProtoError),
+    #[error("{0}")]
+    Refused(String),
+}
+
+pub(crate) async fn serve(
+    server: Arc<Server>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    cancel: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let conn = server.next_conn_id();
+    let result = run(&server, stream, peer, conn, cancel).await;
+    server.watches.detach(conn);
+    match result {
+        Ok(()) | Err(End::Closed) => tracing::debug!(conn, %peer, "connection closed"),
+        Err(e) => tracing::debug!(conn, %peer, error = %e, "connection ended"),
+    }
+}
+
+/// Reads until `buf` holds a whole frame, and returns its body.
+async fn read_frame(
+    stream: &mut (impl AsyncReadExt + Unpin),
+    buf: &mut BytesMut,
+) -> Result<Bytes, End> {
+    loop {
+        if let Some(frame) = proto::decode_frame(buf, MAX_FRAME)? {
+            return Ok(frame);
+        }
+        if stream.read_buf(buf).await? == 0 {
+            return Err(End::Closed);
+        }
+    }
+}
+
+async fn run(
+    server: &Arc<Server>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    conn: ConnId,
+    cancel: CancellationToken,
+) -> Result<(), End> {
+    let mut buf = BytesMut::with_capacity(4096);
+    while buf.len() < 4 {
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Err(End::Closed);
+        }
+    }
+    if let Some(word) = proto::four_letter_word(&buf[..4]) {
+        let answer = server.four_letter_word(word).await;
+        stream.write_all(answer.as_bytes()).await?;
+        stream.shutdown().await?;
+        return Ok(());
+    }
+
+    let mut first = read_frame(&mut stream, &mut buf).await?;
+    let connect = proto::decode_connect_request(&mut first)?;
+    let node = &server.node;
+    let (session, timeout_ms, passwd) = if connect.session_id == 0 {
+        let timeout = server.negotiate_timeout(connect.time_out);
+        let (id, passwd) = node
+            .create_session(timeout)
+            .await
+            .map_err(|e| End::Refused(format!("cannot create session: {e}")))?;
+        (id, timeout, passwd)
+    } else {
+        if connect.last_zxid_seen > node.last_zxid() {
+            // The client saw more than this replica holds: give it a moment to catch up,
+            // else refuse so the client tries another server (ZooKeeper does the same).
+            let deadline = Instant::now() + Duration::from_secs(2);
+            if node
+                .wait_applied(connect.last_zxid_seen, deadline)
+                .await
+                .is_err()
+            {
+                return Err(End::Refused(
+                    "client has seen a newer zxid than this replica".into(),
+                ));
+            }
+        }
+        let known = node.read(|t| {
+            t.session(connect.session_id)
+                .map(|s| (s.timeout_ms, s.password.clone()))
+        });
+        match known {
+            Some((timeout, password)) if password == connect.passwd => {
+                node.touch(connect.session_id);
+                (connect.session_id, timeout, password)
+            }
+            _ => {
+                // Expired, unknown, or a wrong password: ZooKeeper answers with a zero
+                // timeout, which the client reads as "session expired".
+                let resp = ConnectResponse {
+                    protocol_version: 0,
+                    time_out: 0,
+                    session_id: 0,
+                    passwd: vec![0; 16],
+                    read_only: connect.read_only.map(|_| false),
+                };
+                let mut out = BytesMut::new();
+                proto::encode_connect_response(&resp, &mut out);
+                stream.write_all(&out).await?;
+                return Err(End::Refused("session expired or password mismatch".into()));
+            }
+        }
+    };
+    tracing::debug!(conn, %peer, session = format_args!("{session:#x}"), timeout_ms, "session established");
+    let resp = ConnectResponse {
+        protocol_version: 0,
+        time_out: timeout_ms,
+        session_id: session,
+        passwd,
+        read_only: connect.read_only.map(|_| false),
+    };
+    let mut out = BytesMut::new();
+    proto::encode_connect_response(&resp, &mut out);
+
+    let (mut reader, writer) = stream.into_split();
+    let (outbox, inbox) = mpsc::channel::<Bytes>(OUTBOX_FRAMES);
+    outbox
+        .try_send(out.freeze())
+        .map_err(|_| End::Refused("outbox".into()))?;
+    let close = cancel.child_token();
+    server.watches.attach(
+        conn,
+        Sink {
+            outbox: outbox.clone(),
+            close: close.clone(),
+        },
+    );
+    let writer_task = tokio::spawn(write_loop(writer, inbox, close.clone()));
+
+    let ctx = Session {
+        node: node.clone(),
+        id: session,
+        conn,
+        watches: server.watches.clone(),
+        peer_ip: peer.ip().to_string(),
+    };
+    // The server closes a connection that stays silent for the whole session timeout.
+    let idle = Duration::from_millis(timeout_ms.max(1) as u64);
+    let result = loop {
+        let frame = tokio::select! {
+            _ = close.cancelled() => break Ok(()),
+            frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut buf)) => match frame {
+                Ok(frame) => frame,
+                Err(_) => break Err(End::Refused("session timeout without traffic".into())),
+            },
+        };
+        let mut frame = match frame {
+            Ok(frame) => frame,
+            Err(e) => break Err(e),
+        };
+        let header = match RequestHeader::read(&mut frame) {
+            Ok(h) => h,
+            Err(e) => break Err(e.into()),
+        };
+        let request = match proto::decode_request(&header, &mut frame) {
+            Ok(r) => r,
+            Err(e) => break Err(e.into()),
+        };
+        node.touch(session);
+        server.count_request();
+        let started = Instant::now();
+        let closing = matches!(request, Request::CloseSession);
+        let outcome = ctx.execute(request).await;
+        server.record_latency(started.elapsed());
+        let zxid = node.last_zxid();
+        let mut out = BytesMut::new();
+        let close_after = match outcome {
+            Outcome::Reply(err, body) => {
+                let xid = if header.xid == PING_XID {
+                    PING_XID
+                } else {
+                    header.xid
+                };
+                proto::encode_reply(xid, zxid, err, body.as_ref(), &mut out);
+                false
+            }
+            Outcome::ReplyThenEvents(events) => {
+                proto::encode_reply(
+                    SET_WATCHES_XID.max(header.xid.min(SET_WATCHES_XID)),
+                    zxid,
+                    ErrorCode::Ok,
+                    None,
+                    &mut out,
+                );
+                for (event, path) in events {
+                    let ev = WatcherEvent::new(event, KeeperState::SyncConnected, path);
+                    proto::encode_notification(zxid, &ev, &mut out);
+                }
+                false
+            }
+            Outcome::ReplyAndClose => {
+                proto::encode_reply(header.xid, zxid, ErrorCode::Ok, None, &mut out);
+                true
+            }
+        };
+        if outbox.send(out.freeze()).await.is_err() {
+            break Err(End::Closed);
+        }
+        if close_after || closing {
+            break Ok(());
+        }
+    };
+    // Let the writer flush what is queued (the closeSession reply above all), then stop it.
+    drop(outbox);
+    server.watches.detach(conn);
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer_task).await;
+    result
+}
+
+async fn write_loop(
+    mut writer: OwnedWriteHalf,
+    mut inbox: mpsc::Receiver<Bytes>,
+    close: CancellationToken,
+) {
+    let mut batch = BytesMut::new();
+    loop {
+        let first = tokio::select! {
+            _ = close.cancelled() => break,
+            frame = inbox.recv() => frame,
+        };
+        let Some(first) = first else { break };
+        batch.clear();
+        batch.extend_from_slice(&first);
+        while batch.len() < 256 * 1024 {
+            match inbox.try_recv() {
+                Ok(more) => batch.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if writer.write_all(&batch).await.is_err() {
+            close.cancel();
+            break;
+        }
+    }
+    let _ = writer.shutdown().await;
+}
+
+/// Encodes one watch notification frame (the watch table's encoder).
+pub(crate) fn notification(event: EventType, path: &str, zxid: i64) -> Bytes {
+    let mut out = BytesMut::new();
+    let ev = WatcherEvent::new(event, KeeperState::SyncConnected, path);
+    proto::encode_notification(zxid, &ev, &mut out);
+    out.freeze()
+}
+
+#[allow(dead_code)]
+fn _assert_buf(_: &mut impl Buf) {}

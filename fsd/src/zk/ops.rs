@@ -1,0 +1,562 @@
+//! Executes one decoded client request against the replica: reads from the local tree,
+//! writes through the ensemble, watches in the node's [`WatchTable`]. It maps between the
+//! wire records and the ensemble's types and nothing else; framing and the session
+//! handshake belong to `connection`.
+
+use quorumfs_ensemble::tree::{self as zt, Op, OpResult, Tree, TxnBody, TxnOutcome};
+use quorumfs_ensemble::Error;
+
+use super::connection::Session;
+use super::error::error_code;
+use super::proto::records::{
+    Acl, ClientInfo, Create2Response, CreateRequest, CreateResponse, GetAclResponse,
+    GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetDataResponse,
+    GetEphemeralsResponse, Id, Stat, SyncResponse, WhoAmIResponse,
+};
+use super::proto::{
+    AddWatchMode, CreateMode, ErrorCode, EventType, MultiOp, MultiOpResult, MultiReadOp, Request,
+    Response, WatcherType,
+};
+use super::watches::WatchKind;
+
+/// What the connection does after a request.
+pub(crate) enum Outcome {
+    /// Send a reply with this error code and optional body.
+    Reply(ErrorCode, Option<Response>),
+    /// Send a header-only OK reply, then these notifications (setWatches).
+    ReplyThenEvents(Vec<(EventType, String)>),
+    /// Reply OK and close the connection (closeSession).
+    ReplyAndClose,
+}
+
+fn ok(resp: Response) -> Outcome {
+    Outcome::Reply(ErrorCode::Ok, Some(resp))
+}
+
+fn err(e: &Error) -> Outcome {
+    Outcome::Reply(error_code(e), None)
+}
+
+fn code(c: ErrorCode) -> Outcome {
+    Outcome::Reply(c, None)
+}
+
+pub(crate) fn wire_stat(s: &zt::Stat) -> Stat {
+    Stat {
+        czxid: s.czxid,
+        mzxid: s.mzxid,
+        ctime: s.ctime,
+        mtime: s.mtime,
+        version: s.version,
+        cversion: s.cversion,
+        aversion: s.aversion,
+        ephemeral_owner: s.ephemeral_owner,
+        data_length: s.data_length,
+        num_children: s.num_children,
+        pzxid: s.pzxid,
+    }
+}
+
+fn tree_acl(acl: &[Acl]) -> Vec<zt::Acl> {
+    acl.iter()
+        .map(|a| zt::Acl {
+            perms: a.perms,
+            scheme: a.id.scheme.clone(),
+            id: a.id.id.clone(),
+        })
+        .collect()
+}
+
+fn wire_acl(acl: &[zt::Acl]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| Acl {
+            perms: a.perms,
+            id: Id {
+                scheme: a.scheme.clone(),
+                id: a.id.clone(),
+            },
+        })
+        .collect()
+}
+
+/// The ensemble's create mode for wire `flags` (and `ttl` for createTTL), or BadArguments.
+fn create_mode(flags: i32, ttl: Option<i64>) -> Result<zt::CreateMode, ErrorCode> {
+    let mode = CreateMode::from_i32(flags).ok_or(ErrorCode::BadArguments)?;
+    Ok(match (mode, ttl) {
+        (CreateMode::Persistent, _) => zt::CreateMode::Persistent,
+        (CreateMode::PersistentSequential, _) => zt::CreateMode::PersistentSequential,
+        (CreateMode::Ephemeral, _) => zt::CreateMode::Ephemeral,
+        (CreateMode::EphemeralSequential, _) => zt::CreateMode::EphemeralSequential,
+        (CreateMode::Container, _) => zt::CreateMode::Container,
+        (CreateMode::PersistentWithTtl, Some(ttl_ms)) => {
+            zt::CreateMode::PersistentWithTtl { ttl_ms }
+        }
+        (CreateMode::PersistentSequentialWithTtl, Some(ttl_ms)) => {
+            zt::CreateMode::PersistentSequentialWithTtl { ttl_ms }
+        }
+        (CreateMode::PersistentWithTtl | CreateMode::PersistentSequentialWithTtl, None) => {
+            return Err(ErrorCode::BadArguments)
+        }
+    })
+}
+
+fn create_op(req: &CreateRequest, ttl: Option<i64>) -> Result<Op, ErrorCode> {
+    Ok(Op::Create {
+        path: req.path.clone(),
+        data: req.data.clone(),
+        acl: tree_acl(&req.acl),
+        mode: create_mode(req.flags, ttl)?,
+    })
+}
+
+/// How a create's result is encoded.
+#[derive(Clone, Copy)]
+enum CreateReply {
+    PathOnly,
+    PathAndStat,
+}
+
+fn multi_op(op: &MultiOp) -> Result<(Op, Option<CreateReply>), ErrorCode> {
+    Ok(match op {
+        MultiOp::Create(r) => (create_op(r, None)?, Some(CreateReply::PathOnly)),
+        MultiOp::Create2(r) => (create_op(r, None)?, Some(CreateReply::PathAndStat)),
+        MultiOp::CreateContainer(r) => (create_op(r, None)?, Some(CreateReply::PathAndStat)),
+        MultiOp::CreateTtl(r) => {
+            let req = CreateRequest {
+                path: r.path.clone(),
+                data: r.data.clone(),
+                acl: r.acl.clone(),
+                flags: r.flags,
+            };
+            (
+                create_op(&req, Some(r.ttl))?,
+                Some(CreateReply::PathAndStat),
+            )
+        }
+        MultiOp::Delete(r) => (
+            Op::Delete {
+                path: r.path.clone(),
+                version: r.version,
+            },
+            None,
+        ),
+        MultiOp::SetData(r) => (
+            Op::SetData {
+                path: r.path.clone(),
+                data: r.data.clone(),
+                version: r.version,
+            },
+            None,
+        ),
+        MultiOp::Check(r) => (
+            Op::Check {
+                path: r.path.clone(),
+                version: r.version,
+            },
+            None,
+        ),
+    })
+}
+
+fn op_result(result: &OpResult, reply: Option<CreateReply>) -> MultiOpResult {
+    match result {
+        OpResult::Created { path, stat } => match reply {
+            Some(CreateReply::PathOnly) => MultiOpResult::Create { path: path.clone() },
+            _ => MultiOpResult::Create2 {
+                path: path.clone(),
+                stat: wire_stat(stat),
+            },
+        },
+        OpResult::Deleted => MultiOpResult::Delete,
+        OpResult::DataSet { stat } | OpResult::AclSet { stat } => MultiOpResult::SetData {
+            stat: wire_stat(stat),
+        },
+        OpResult::Checked => MultiOpResult::Check,
+    }
+}
+
+impl Session {
+    /// Runs one request.
+    pub(crate) async fn execute(&self, req: Request) -> Outcome {
+        match req {
+            Request::Ping => Outcome::Reply(ErrorCode::Ok, None),
+            Request::CloseSession => match self.node.close_session(self.id).await {
+                Ok(()) => Outcome::ReplyAndClose,
+                Err(e) => err(&e),
+            },
+            Request::Create(r) => self.create(&r, None, CreateReply::PathOnly).await,
+            Request::Create2(r) => self.create(&r, None, CreateReply::PathAndStat).await,
+            Request::CreateContainer(r) => {
+                if CreateMode::from_i32(r.flags) != Some(CreateMode::Container) {
+                    return code(ErrorCode::BadArguments);
+                }
+                self.create(&r, None, CreateReply::PathAndStat).await
+            }
+            Request::CreateTtl(r) => {
+                let req = CreateRequest {
+                    path: r.path,
+                    data: r.data,
+                    acl: r.acl,
+                    flags: r.flags,
+                };
+                if !CreateMode::from_i32(req.flags).is_some_and(|m| m.is_ttl()) {
+                    return code(ErrorCode::BadArguments);
+                }
+                self.create(&req, Some(r.ttl), CreateReply::PathAndStat)
+                    .await
+            }
+            Request::Delete(r) => {
+                self.write(Op::Delete {
+                    path: r.path,
+                    version: r.version,
+                })
+                .await
+            }
+            Request::SetData(r) => {
+                self.write(Op::SetData {
+                    path: r.path,
+                    data: r.data,
+                    version: r.version,
+                })
+                .await
+            }
+            Request::SetAcl(r) => {
+                self.write(Op::SetAcl {
+                    path: r.path,
+                    acl: tree_acl(&r.acl),
+                    version: r.version,
+                })
+                .await
+            }
+            Request::Check(r) => self.node.read(|t| match t.stat(&r.path) {
+                None => code(ErrorCode::NoNode),
+                Some(s) if r.version != -1 && r.version != s.version => code(ErrorCode::BadVersion),
+                Some(s) => ok(Response::Check(wire_stat(&s))),
+            }),
+            Request::Exists(r) => {
+                let stat = self.node.read(|t| t.stat(&r.path));
+                if r.watch {
+                    let kind = if stat.is_some() {
+                        WatchKind::Data
+                    } else {
+                        WatchKind::Exist
+                    };
+                    self.watches.add(self.conn, kind, &r.path);
+                }
+                match stat {
+                    Some(s) => ok(Response::Exists(wire_stat(&s))),
+                    None => code(ErrorCode::NoNode),
+                }
+            }
+            Request::GetData(r) => self.node.read(|t| match t.get(&r.path) {
+                Ok((data, stat)) => {
+                    if r.watch {
+                        self.watches.add(self.conn, WatchKind::Data, &r.path);
+                    }
+                    ok(Response::GetData(GetDataResponse {
+                        data: data.to_vec(),
+                        stat: wire_stat(&stat),
+                    }))
+                }
+                Err(e) => err(&e),
+            }),
+            Request::GetAcl(r) => self.node.read(|t| match t.acl(&r.path) {
+                Ok((acl, stat)) => ok(Response::GetAcl(GetAclResponse {
+                    acl: wire_acl(&acl),
+                    stat: wire_stat(&stat),
+                })),
+                Err(e) => err(&e),
+            }),
+            Request::GetChildren(r) => {
+                self.node
+                    .read(|t| match self.children(t, &r.path, r.watch) {
+                        Ok((children, _)) => {
+                            ok(Response::GetChildren(GetChildrenResponse { children }))
+                        }
+                        Err(e) => err(&e),
+                    })
+            }
+            Request::GetChildren2(r) => {
+                self.node
+                    .read(|t| match self.children(t, &r.path, r.watch) {
+                        Ok((children, stat)) => ok(Response::GetChildren2(GetChildren2Response {
+                            children,
+                            stat: wire_stat(&stat),
+                        })),
+                        Err(e) => err(&e),
+                    })
+            }
+            Request::GetAllChildrenNumber(r) => {
+                self.node.read(|t| match t.count_descendants(&r.path) {
+                    Ok(n) => ok(Response::GetAllChildrenNumber(
+                        GetAllChildrenNumberResponse {
+                            total_number: i32::try_from(n).unwrap_or(i32::MAX),
+                        },
+                    )),
+                    Err(e) => err(&e),
+                })
+            }
+            Request::GetEphemerals(r) => {
+                let ephemerals = self.node.read(|t| t.ephemerals(self.id));
+                let prefix = r.prefix_path;
+                let ephemerals = ephemerals
+                    .into_iter()
+                    .filter(|p| prefix == "/" || p.starts_with(&prefix))
+                    .collect();
+                ok(Response::GetEphemerals(GetEphemeralsResponse {
+                    ephemerals,
+                }))
+            }
+            Request::Sync(r) => match self.node.sync().await {
+                Ok(_) => ok(Response::Sync(SyncResponse { path: r.path })),
+                Err(e) => err(&e),
+            },
+            Request::Multi(ops) => self.multi(&ops).await,
+            Request::MultiRead(ops) => {
+                let results = self
+                    .node
+                    .read(|t| ops.iter().map(|op| self.multi_read(t, op)).collect());
+                ok(Response::Multi(results))
+            }
+            Request::SetWatches(w) => self.set_watches(
+                w.relative_zxid,
+                &[
+                    (WatchKind::Data, w.data_watches),
+                    (WatchKind::Exist, w.exist_watches),
+                    (WatchKind::Child, w.child_watches),
+                ],
+            ),
+            Request::SetWatches2(w) => self.set_watches(
+                w.relative_zxid,
+                &[
+                    (WatchKind::Data, w.data_watches),
+                    (WatchKind::Exist, w.exist_watches),
+                    (WatchKind::Child, w.child_watches),
+                    (WatchKind::Persistent, w.persistent_watches),
+                    (
+                        WatchKind::PersistentRecursive,
+                        w.persistent_recursive_watches,
+                    ),
+                ],
+            ),
+            Request::AddWatch(r) => {
+                let kind = match AddWatchMode::from_i32(r.mode) {
+                    Some(AddWatchMode::Persistent) => WatchKind::Persistent,
+                    Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
+                    None => return code(ErrorCode::BadArguments),
+                };
+                self.watches.add(self.conn, kind, &r.path);
+                ok(Response::AddWatch)
+            }
+            Request::RemoveWatches(r) => self.remove_watches(&r.path, r.watcher_type, true),
+            Request::CheckWatches(r) => self.remove_watches(&r.path, r.watcher_type, false),
+            Request::Auth(_) => Outcome::Reply(ErrorCode::Ok, None),
+            Request::WhoAmI => ok(Response::WhoAmI(WhoAmIResponse {
+                client_info: vec![ClientInfo {
+                    auth_scheme: "ip".into(),
+                    user: self.peer_ip.clone(),
+                }],
+            })),
+            Request::Unknown(_) => code(ErrorCode::Unimplemented),
+        }
+    }
+
+    async fn create(&self, req: &CreateRequest, ttl: Option<i64>, reply: CreateReply) -> Outcome {
+        let op = match create_op(req, ttl) {
+            Ok(op) => op,
+            Err(c) => return code(c),
+        };
+        match self.node.propose(self.id, TxnBody::Op(op)).await {
+            Ok(applied) => match applied.outcome {
+                Some(TxnOutcome::Op(Ok(OpResult::Created { path, stat }))) => match reply {
+                    CreateReply::PathOnly => ok(Response::Create(CreateResponse { path })),
+                    CreateReply::PathAndStat => ok(Response::Create2(Create2Response {
+                        path,
+                        stat: wire_stat(&stat),
+                    })),
+                },
+                Some(TxnOutcome::Op(Err(e))) => err(&e),
+                other => unexpected(other),
+            },
+            Err(e) => err(&e),
+        }
+    }
+
+    async fn write(&self, op: Op) -> Outcome {
+        match self.node.propose(self.id, TxnBody::Op(op)).await {
+            Ok(applied) => match applied.outcome {
+                Some(TxnOutcome::Op(Ok(OpResult::Deleted))) => Outcome::Reply(ErrorCode::Ok, None),
+                Some(TxnOutcome::Op(Ok(OpResult::DataSet { stat }))) => {
+                    ok(Response::SetData(wire_stat(&stat)))
+                }
+                Some(TxnOutcome::Op(Ok(OpResult::AclSet { stat }))) => {
+                    ok(Response::SetAcl(wire_stat(&stat)))
+                }
+                Some(TxnOutcome::Op(Err(e))) => err(&e),
+                other => unexpected(other),
+            },
+            Err(e) => err(&e),
+        }
+    }
+
+    async fn multi(&self, ops: &[MultiOp]) -> Outcome {
+        let mut tree_ops = Vec::with_capacity(ops.len());
+        let mut replies = Vec::with_capacity(ops.len());
+        for (index, op) in ops.iter().enumerate() {
+            match multi_op(op) {
+                Ok((op, reply)) => {
+                    tree_ops.push(op);
+                    replies.push(reply);
+                }
+                Err(c) => {
+                    return Outcome::Reply(
+                        c,
+                        Some(Response::Multi(failed_multi(ops.len(), index, c))),
+                    )
+                }
+            }
+        }
+        match self.node.propose(self.id, TxnBody::Multi(tree_ops)).await {
+            Ok(applied) => match applied.outcome {
+                Some(TxnOutcome::Multi(Ok(results))) => {
+                    let results = results
+                        .iter()
+                        .zip(replies)
+                        .map(|(r, reply)| op_result(r, reply))
+                        .collect();
+                    ok(Response::Multi(results))
+                }
+                Some(TxnOutcome::Multi(Err(failure))) => {
+                    let c = error_code(&failure.error);
+                    Outcome::Reply(
+                        c,
+                        Some(Response::Multi(failed_multi(ops.len(), failure.index, c))),
+                    )
+                }
+                other => unexpected(other),
+            },
+            Err(e) => err(&e),
+        }
+    }
+
+    fn multi_read(&self, t: &Tree, op: &MultiReadOp) -> MultiOpResult {
+        match op {
+            MultiReadOp::GetData(r) => match t.get(&r.path) {
+                Ok((data, stat)) => {
+                    if r.watch {
+                        self.watches.add(self.conn, WatchKind::Data, &r.path);
+                    }
+                    MultiOpResult::GetData {
+                        data: data.to_vec(),
+                        stat: wire_stat(&stat),
+                    }
+                }
+                Err(e) => MultiOpResult::Error {
+                    err: error_code(&e),
+                },
+            },
+            MultiReadOp::GetChildren(r) => match self.children(t, &r.path, r.watch) {
+                Ok((children, _)) => MultiOpResult::GetChildren { children },
+                Err(e) => MultiOpResult::Error {
+                    err: error_code(&e),
+                },
+            },
+        }
+    }
+
+    fn children(
+        &self,
+        t: &Tree,
+        path: &str,
+        watch: bool,
+    ) -> Result<(Vec<String>, zt::Stat), Error> {
+        let children = t.children(path)?;
+        let stat = t.stat(path).ok_or_else(|| Error::NoNode {
+            path: path.to_string(),
+        })?;
+        if watch {
+            self.watches.add(self.conn, WatchKind::Child, path);
+        }
+        Ok((children, stat))
+    }
+
+    /// Re-registers watches after a reconnect, first firing the events for anything that
+    /// changed after `relative_zxid` (the last zxid the client saw), as ZooKeeper does.
+    fn set_watches(&self, relative_zxid: i64, lists: &[(WatchKind, Vec<String>)]) -> Outcome {
+        let mut events = Vec::new();
+        self.node.read(|t| {
+            for (kind, paths) in lists {
+                for path in paths {
+                    let stat = t.stat(path);
+                    let fired = match (kind, stat) {
+                        (WatchKind::Data, None) => Some(EventType::NodeDeleted),
+                        (WatchKind::Data, Some(s)) if s.mzxid > relative_zxid => {
+                            Some(EventType::NodeDataChanged)
+                        }
+                        (WatchKind::Exist, Some(_)) => Some(EventType::NodeCreated),
+                        (WatchKind::Child, None) => Some(EventType::NodeDeleted),
+                        (WatchKind::Child, Some(s)) if s.pzxid > relative_zxid => {
+                            Some(EventType::NodeChildrenChanged)
+                        }
+                        _ => None,
+                    };
+                    match fired {
+                        Some(event) => events.push((event, path.clone())),
+                        None => self.watches.add(self.conn, *kind, path),
+                    }
+                }
+            }
+        });
+        Outcome::ReplyThenEvents(events)
+    }
+
+    fn remove_watches(&self, path: &str, watcher_type: i32, remove: bool) -> Outcome {
+        let kinds: &[WatchKind] = match WatcherType::from_i32(watcher_type) {
+            Some(WatcherType::Children) => &[WatchKind::Child],
+            Some(WatcherType::Data) => &[WatchKind::Data, WatchKind::Exist],
+            Some(WatcherType::Any) => &[
+                WatchKind::Child,
+                WatchKind::Data,
+                WatchKind::Exist,
+                WatchKind::Persistent,
+                WatchKind::PersistentRecursive,
+            ],
+            Some(WatcherType::Persistent) => &[WatchKind::Persistent],
+            Some(WatcherType::PersistentRecursive) => &[WatchKind::PersistentRecursive],
+            None => return code(ErrorCode::BadArguments),
+        };
+        let mut found = false;
+        for kind in kinds {
+            found |= if remove {
+                self.watches.remove(self.conn, *kind, path)
+            } else {
+                self.watches.has(self.conn, *kind, path)
+            };
+        }
+        if found {
+            Outcome::Reply(ErrorCode::Ok, None)
+        } else {
+            code(ErrorCode::NoWatcher)
+        }
+    }
+}
+
+/// A failed multi's per-op results: OK before the failing op, its code, then
+/// RuntimeInconsistency (ZooKeeper's shape).
+fn failed_multi(len: usize, index: usize, c: ErrorCode) -> Vec<MultiOpResult> {
+    (0..len)
+        .map(|i| {
+            let err = match i.cmp(&index) {
+                std::cmp::Ordering::Less => ErrorCode::Ok,
+                std::cmp::Ordering::Equal => c,
+                std::cmp::Ordering::Greater => ErrorCode::RuntimeInconsistency,
+            };
+            MultiOpResult::Error { err }
+        })
+        .collect()
+}
+
+fn unexpected(outcome: Option<TxnOutcome>) -> Outcome {
+    tracing::error!(?outcome, "unexpected transaction outcome");
+    code(ErrorCode::SystemError)
+}

@@ -1,0 +1,344 @@
+//! The client port's watch table: which connection watches which path, and how, and turning
+//! each applied [`Change`] into the notifications ZooKeeper would send.
+//!
+//! It is called from the ensemble's apply listener, i.e. while the change is being applied
+//! and before any later read can see it, so a client always gets the event before it can
+//! read the new state (ZooKeeper's ordering guarantee). Notifications go into each
+//! connection's bounded outbox without waiting; a connection whose outbox is full (a client
+//! that does not read its socket) is closed rather than allowed to grow memory.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use quorumfs_ensemble::tree::{Change, Zxid};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::proto::EventType;
+
+/// A connection's id on this node.
+pub(crate) type ConnId = u64;
+
+/// How a path is watched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum WatchKind {
+    /// getData / exists on an existing node: one-shot, data changes and deletion.
+    Data,
+    /// exists on a missing node: one-shot, creation.
+    Exist,
+    /// getChildren: one-shot, children changes and deletion.
+    Child,
+    /// addWatch PERSISTENT: every event on the path, until removed.
+    Persistent,
+    /// addWatch PERSISTENT_RECURSIVE: created/deleted/data events on the path and below.
+    PersistentRecursive,
+}
+
+const KINDS: usize = 5;
+
+fn slot(kind: WatchKind) -> usize {
+    match kind {
+        WatchKind::Data => 0,
+        WatchKind::Exist => 1,
+        WatchKind::Child => 2,
+        WatchKind::Persistent => 3,
+        WatchKind::PersistentRecursive => 4,
+    }
+}
+
+/// Where a connection's outbound frames go.
+pub(crate) struct Sink {
+    /// Encoded frames, written to the socket in order by the connection's writer.
+    pub outbox: mpsc::Sender<Bytes>,
+    /// Cancelled to close the connection (outbox overflow).
+    pub close: CancellationToken,
+}
+
+#[derive(Default)]
+struct Tables {
+    by_kind: [HashMap<String, HashSet<ConnId>>; KINDS],
+    by_conn: HashMap<ConnId, HashSet<(WatchKind, String)>>,
+    sinks: HashMap<ConnId, Sink>,
+}
+
+/// Every watch of this node's client connections.
+#[derive(Default)]
+pub(crate) struct WatchTable {
+    tables: Mutex<Tables>,
+}
+
+/// Encodes one notification frame for `path`.
+pub(crate) type Encoder = fn(EventType, &str, Zxid) -> Bytes;
+
+impl WatchTable {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.tables.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a connection's sink.
+    pub(crate) fn attach(&self, conn: ConnId, sink: Sink) {
+        self.lock().sinks.insert(conn, sink);
+    }
+
+    /// Forgets a connection and all its watches.
+    pub(crate) fn detach(&self, conn: ConnId) {
+        let mut t = self.lock();
+        t.sinks.remove(&conn);
+        if let Some(watches) = t.by_conn.remove(&conn) {
+            for (kind, path) in watches {
+                remove_entry(&mut t.by_kind[slot(kind)], &path, conn);
+            }
+        }
+    }
+
+    /// Adds a watch.
+    pub(crate) fn add(&self, conn: ConnId, kind: WatchKind, path: &str) {
+        let mut t = self.lock();
+        t.by_kind[slot(kind)]
+            .entry(path.to_string())
+            .or_default()
+            .insert(conn);
+        t.by_conn
+            .entry(conn)
+            .or_default()
+            .insert((kind, path.to_string()));
+    }
+
+    /// Removes a watch; returns whether it existed.
+    pub(crate) fn remove(&self, conn: ConnId, kind: WatchKind, path: &str) -> bool {
+        let mut t = self.lock();
+        let existed = remove_entry(&mut t.by_kind[slot(kind)], path, conn);
+        if let Some(set) = t.by_conn.get_mut(&conn) {
+            set.remove(&(kind, path.to_string()));
+        }
+        existed
+    }
+
+    /// Whether `conn` has a watch of `kind` on `path`.
+    pub(crate) fn has(&self, conn: ConnId, kind: WatchKind, path: &str) -> bool {
+        self.lock().by_kind[slot(kind)]
+            .get(path)
+            .is_some_and(|s| s.contains(&conn))
+    }
+
+    /// Number of watches held.
+    pub(crate) fn count(&self) -> usize {
+        self.lock().by_conn.values().map(HashSet::len).sum()
+    }
+
+    /// Number of watches one connection holds.
+    pub(crate) fn count_for(&self, conn: ConnId) -> usize {
+        self.lock().by_conn.get(&conn).map_or(0, HashSet::len)
+    }
+
+    /// Sends the notifications `change` triggers.
+    pub(crate) fn fire(&self, zxid: Zxid, change: &Change, encode: Encoder) {
+        let mut t = self.lock();
+        let mut events: Vec<(EventType, String, HashSet<ConnId>)> = Vec::new();
+        match change {
+            Change::Created { path } => {
+                let mut who = take(&mut t, WatchKind::Data, path);
+                who.extend(take(&mut t, WatchKind::Exist, path));
+                who.extend(peek(&t, WatchKind::Persistent, path));
+                who.extend(recursive(&t, path));
+                events.push((EventType::NodeCreated, path.clone(), who));
+                events.push(children_changed(&mut t, path));
+            }
+            Change::Deleted { path } => {
+                let mut who = take(&mut t, WatchKind::Data, path);
+                who.extend(take(&mut t, WatchKind::Exist, path));
+                who.extend(take(&mut t, WatchKind::Child, path));
+                who.extend(peek(&t, WatchKind::Persistent, path));
+                who.extend(recursive(&t, path));
+                events.push((EventType::NodeDeleted, path.clone(), who));
+                events.push(children_changed(&mut t, path));
+            }
+            Change::DataChanged { path } => {
+                let mut who = take(&mut t, WatchKind::Data, path);
+                who.extend(peek(&t, WatchKind::Persistent, path));
+                who.extend(recursive(&t, path));
+                events.push((EventType::NodeDataChanged, path.clone(), who));
+            }
+            Change::AclChanged { .. } => {}
+        }
+        for (event, path, who) in events {
+            if who.is_empty() {
+                continue;
+            }
+            let frame = encode(event, &path, zxid);
+            for conn in who {
+                if let Some(sink) = t.sinks.get(&conn) {
+                    if sink.outbox.try_send(frame.clone()).is_err() {
+                        tracing::warn!(
+                            conn,
+                            "client is not reading its notifications; closing its connection"
+                        );
+                        sink.close.cancel();
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn remove_entry(map: &mut HashMap<String, HashSet<ConnId>>, path: &str, conn: ConnId) -> bool {
+    let Some(set) = map.get_mut(path) else {
+        return false;
+    };
+    let existed = set.remove(&conn);
+    if set.is_empty() {
+        map.remove(path);
+    }
+    existed
+}
+
+/// Removes and returns the one-shot watchers of `kind` on `path`.
+fn take(t: &mut Tables, kind: WatchKind, path: &str) -> HashSet<ConnId> {
+    let who = t.by_kind[slot(kind)].remove(path).unwrap_or_default();
+    for conn in &who {
+        if let Some(set) = t.by_conn.get_mut(conn) {
+            set.remove(&(kind, path.to_string()));
+        }
+    }
+    who
+}
+
+/// The (persistent) watchers of `kind` on `path`, left in place.
+fn peek(t: &Tables, kind: WatchKind, path: &str) -> HashSet<ConnId> {
+    t.by_kind[slot(kind)].get(path).cloned().unwrap_or_default()
+}
+
+/// Persistent-recursive watchers on `path` or any ancestor.
+fn recursive(t: &Tables, path: &str) -> HashSet<ConnId> {
+    let map = &t.by_kind[slot(WatchKind::PersistentRecursive)];
+    if map.is_empty() {
+        return HashSet::new();
+    }
+    let mut who = HashSet::new();
+    let mut p = path;
+    loop {
+        if let Some(set) = map.get(p) {
+            who.extend(set);
+        }
+        if p == "/" {
+            break;
+        }
+        p = parent(p);
+    }
+    who
+}
+
+fn parent(path: &str) -> &str {
+    match path.rfind('/') {
+        Some(0) | None => "/",
+        Some(i) => &path[..i],
+    }
+}
+
+fn children_changed(t: &mut Tables, path: &str) -> (EventType, String, HashSet<ConnId>) {
+    let parent = parent(path);
+    let mut who = take(t, WatchKind::Child, parent);
+    who.extend(peek(t, WatchKind::Persistent, parent));
+    (EventType::NodeChildrenChanged, parent.to_string(), who)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(e: EventType, p: &str, _z: Zxid) -> Bytes {
+        Bytes::from(format!("{}:{p}", e.as_i32()))
+    }
+
+    fn sink(
+        table: &WatchTable,
+        conn: ConnId,
+        cap: usize,
+    ) -> (mpsc::Receiver<Bytes>, CancellationToken) {
+        let (tx, rx) = mpsc::channel(cap);
+        let close = CancellationToken::new();
+        table.attach(
+            conn,
+            Sink {
+                outbox: tx,
+                close: close.clone(),
+            },
+        );
+        (rx, close)
+    }
+
+    fn drain(rx: &mut mpsc::Receiver<Bytes>) -> Vec<String> {
+        let mut out = vec![];
+        while let Ok(b) = rx.try_recv() {
+            out.push(String::from_utf8(b.to_vec()).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn one_shot_watches_fire_once() {
+        let t = WatchTable::default();
+        let (mut rx, _) = sink(&t, 1, 16);
+        t.add(1, WatchKind::Data, "/a");
+        t.add(1, WatchKind::Child, "/");
+        t.fire(5, &Change::DataChanged { path: "/a".into() }, enc);
+        t.fire(6, &Change::DataChanged { path: "/a".into() }, enc);
+        t.fire(7, &Change::Created { path: "/b".into() }, enc);
+        assert_eq!(drain(&mut rx), vec!["3:/a", "4:/"]);
+        assert_eq!(t.count(), 0);
+    }
+
+    #[test]
+    fn delete_fires_data_and_child_watches_once_per_connection() {
+        let t = WatchTable::default();
+        let (mut rx, _) = sink(&t, 1, 16);
+        t.add(1, WatchKind::Data, "/a");
+        t.add(1, WatchKind::Child, "/a");
+        t.fire(5, &Change::Deleted { path: "/a".into() }, enc);
+        assert_eq!(drain(&mut rx), vec!["2:/a"]);
+    }
+
+    #[test]
+    fn persistent_and_recursive_stay() {
+        let t = WatchTable::default();
+        let (mut rx, _) = sink(&t, 1, 16);
+        t.add(1, WatchKind::PersistentRecursive, "/app");
+        t.fire(
+            1,
+            &Change::Created {
+                path: "/app/x".into(),
+            },
+            enc,
+        );
+        t.fire(
+            2,
+            &Change::DataChanged {
+                path: "/app/x".into(),
+            },
+            enc,
+        );
+        t.fire(
+            3,
+            &Change::Created {
+                path: "/other".into(),
+            },
+            enc,
+        );
+        assert_eq!(drain(&mut rx), vec!["1:/app/x", "3:/app/x"]);
+        assert_eq!(t.count(), 1);
+        t.detach(1);
+        assert_eq!(t.count(), 0);
+    }
+
+    #[test]
+    fn full_outbox_closes_the_connection() {
+        let t = WatchTable::default();
+        let (_rx, close) = sink(&t, 1, 1);
+        t.add(1, WatchKind::Persistent, "/a");
+        t.fire(1, &Change::DataChanged { path: "/a".into() }, enc);
+        assert!(!close.is_cancelled());
+        t.fire(2, &Change::DataChanged { path: "/a".into() }, enc);
+        assert!(close.is_cancelled());
+    }
+}

@@ -1,0 +1,1 @@
+//! The FUSE view of a quorumfs replica (arrives with the mount issue).
