@@ -62,6 +62,7 @@ pub(crate) async fn run(config: RunConfig, shutdown: CancellationToken) -> anyho
         client = %config.client_listen,
         admin = %config.admin_listen,
         data = %config.node.data_dir.display(),
+        session_timeout_ms = config.session_timeout.as_millis() as u64,
         "fsd ready"
     );
 

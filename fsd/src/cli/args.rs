@@ -94,7 +94,7 @@ pub(crate) struct StatusArgs {
 #[derive(Debug, Args)]
 pub(crate) struct MembersArgs {
     /// Admin endpoint to ask.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    #[arg(long, default_value = "127.0.0.1:8080", global = true)]
     pub admin: String,
     #[command(subcommand)]
     pub action: MembersAction,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use quorumfs_ensemble::tree::SessionId;
 use quorumfs_ensemble::Handle;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -235,8 +235,7 @@ async fn run(
                     &mut out,
                 );
                 for (event, path) in events {
-                    let ev = WatcherEvent::new(event, KeeperState::SyncConnected, path);
-                    proto::encode_notification(zxid, &ev, &mut out);
+                    out.extend_from_slice(&notification(event, &path));
                 }
                 false
             }
@@ -287,13 +286,11 @@ async fn write_loop(
     let _ = writer.shutdown().await;
 }
 
-/// Encodes one watch notification frame (the watch table's encoder).
-pub(crate) fn notification(event: EventType, path: &str, zxid: i64) -> Bytes {
+/// Encodes one watch notification frame (the watch table's encoder). ZooKeeper 3.8/3.9
+/// send notifications with zxid -1.
+pub(crate) fn notification(event: EventType, path: &str) -> Bytes {
     let mut out = BytesMut::new();
     let ev = WatcherEvent::new(event, KeeperState::SyncConnected, path);
-    proto::encode_notification(zxid, &ev, &mut out);
+    proto::encode_notification(-1, &ev, &mut out);
     out.freeze()
 }
-
-#[allow(dead_code)]
-fn _assert_buf(_: &mut impl Buf) {}

@@ -41,9 +41,9 @@ impl Server {
         let watches = Arc::new(WatchTable::default());
         let table = watches.clone();
         node.add_listener(Box::new(move |_tree, event| {
-            if let ApplyEvent::Changes { zxid, changes } = event {
+            if let ApplyEvent::Changes { changes, .. } = event {
                 for change in *changes {
-                    table.fire(*zxid, change, connection::notification);
+                    table.fire(change, connection::notification);
                 }
             }
         }));

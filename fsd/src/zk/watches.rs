@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use bytes::Bytes;
-use quorumfs_ensemble::tree::{Change, Zxid};
+use quorumfs_ensemble::tree::Change;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -69,7 +69,7 @@ pub(crate) struct WatchTable {
 }
 
 /// Encodes one notification frame for `path`.
-pub(crate) type Encoder = fn(EventType, &str, Zxid) -> Bytes;
+pub(crate) type Encoder = fn(EventType, &str) -> Bytes;
 
 impl WatchTable {
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
@@ -127,13 +127,8 @@ impl WatchTable {
         self.lock().by_conn.values().map(HashSet::len).sum()
     }
 
-    /// Number of watches one connection holds.
-    pub(crate) fn count_for(&self, conn: ConnId) -> usize {
-        self.lock().by_conn.get(&conn).map_or(0, HashSet::len)
-    }
-
     /// Sends the notifications `change` triggers.
-    pub(crate) fn fire(&self, zxid: Zxid, change: &Change, encode: Encoder) {
+    pub(crate) fn fire(&self, change: &Change, encode: Encoder) {
         let mut t = self.lock();
         let mut events: Vec<(EventType, String, HashSet<ConnId>)> = Vec::new();
         match change {
@@ -166,7 +161,7 @@ impl WatchTable {
             if who.is_empty() {
                 continue;
             }
-            let frame = encode(event, &path, zxid);
+            let frame = encode(event, &path);
             for conn in who {
                 if let Some(sink) = t.sinks.get(&conn) {
                     if sink.outbox.try_send(frame.clone()).is_err() {
@@ -247,7 +242,7 @@ fn children_changed(t: &mut Tables, path: &str) -> (EventType, String, HashSet<C
 mod tests {
     use super::*;
 
-    fn enc(e: EventType, p: &str, _z: Zxid) -> Bytes {
+    fn enc(e: EventType, p: &str) -> Bytes {
         Bytes::from(format!("{}:{p}", e.as_i32()))
     }
 
@@ -282,9 +277,9 @@ mod tests {
         let (mut rx, _) = sink(&t, 1, 16);
         t.add(1, WatchKind::Data, "/a");
         t.add(1, WatchKind::Child, "/");
-        t.fire(5, &Change::DataChanged { path: "/a".into() }, enc);
-        t.fire(6, &Change::DataChanged { path: "/a".into() }, enc);
-        t.fire(7, &Change::Created { path: "/b".into() }, enc);
+        t.fire(&Change::DataChanged { path: "/a".into() }, enc);
+        t.fire(&Change::DataChanged { path: "/a".into() }, enc);
+        t.fire(&Change::Created { path: "/b".into() }, enc);
         assert_eq!(drain(&mut rx), vec!["3:/a", "4:/"]);
         assert_eq!(t.count(), 0);
     }
@@ -295,7 +290,7 @@ mod tests {
         let (mut rx, _) = sink(&t, 1, 16);
         t.add(1, WatchKind::Data, "/a");
         t.add(1, WatchKind::Child, "/a");
-        t.fire(5, &Change::Deleted { path: "/a".into() }, enc);
+        t.fire(&Change::Deleted { path: "/a".into() }, enc);
         assert_eq!(drain(&mut rx), vec!["2:/a"]);
     }
 
@@ -336,9 +331,9 @@ mod tests {
         let t = WatchTable::default();
         let (_rx, close) = sink(&t, 1, 1);
         t.add(1, WatchKind::Persistent, "/a");
-        t.fire(1, &Change::DataChanged { path: "/a".into() }, enc);
+        t.fire(&Change::DataChanged { path: "/a".into() }, enc);
         assert!(!close.is_cancelled());
-        t.fire(2, &Change::DataChanged { path: "/a".into() }, enc);
+        t.fire(&Change::DataChanged { path: "/a".into() }, enc);
         assert!(close.is_cancelled());
     }
 }
