@@ -137,13 +137,7 @@ pub async fn start(config: NodeConfig) -> Result<Handle> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| Error::Storage {
         reason: format!("{}: {e}", config.data_dir.display()),
     })?;
-    let db = sled::Config::new()
-        .path(&store_dir)
-        .cache_capacity(64 * 1024 * 1024)
-        .open()
-        .map_err(|e| Error::Storage {
-            reason: format!("{}: {e}", store_dir.display()),
-        })?;
+    let db = open_sled(&store_dir)?;
     let log_store = LogStore::open(&db).map_err(|e| Error::Storage {
         reason: format!("{}: {e}", store_dir.display()),
     })?;
@@ -212,6 +206,31 @@ pub async fn start(config: NodeConfig) -> Result<Handle> {
     }
     inner.tasks.spawn(keeper(inner.clone()));
     Ok(handle)
+}
+
+/// Opens the sled database in `dir`. sled 0.34 panics on some kinds of corruption instead of
+/// returning an error; both become a `Storage` error that names the directory.
+fn open_sled(dir: &std::path::Path) -> Result<sled::Db> {
+    let config = sled::Config::new()
+        .path(dir)
+        .cache_capacity(64 * 1024 * 1024);
+    let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
+    match opened {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e)) => Err(Error::Storage {
+            reason: format!("{}: {e}", dir.display()),
+        }),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("unreadable");
+            Err(Error::Storage {
+                reason: format!("{}: corrupt database ({what})", dir.display()),
+            })
+        }
+    }
 }
 
 impl Handle {
@@ -692,12 +711,20 @@ impl PeerService for Inner {
                 PeerResponse::Touched
             }
             PeerRequest::Membership(change) => {
-                let result = if self.is_leader() {
-                    self.change_membership_here(change).await
-                } else {
-                    Err(Error::NotLeader {
-                        leader: self.raft.metrics().borrow().current_leader,
-                    })
+                // Any member accepts a change (a learner joins through whichever it was
+                // given); one that does not lead passes it on to the leader.
+                let deadline = Instant::now() + self.config.write_timeout * 6;
+                let result = match self.leader() {
+                    Ok(None) => self.change_membership_here(change).await,
+                    Ok(Some(addr)) => match self
+                        .call(&addr, PeerRequest::Membership(change), deadline)
+                        .await
+                    {
+                        Ok(PeerResponse::Membership(r)) => r,
+                        Ok(other) => Err(unexpected(&other)),
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
                 };
                 PeerResponse::Membership(result)
             }

@@ -27,6 +27,7 @@ pub struct SessionInfo {
     /// Negotiated session timeout in ms.
     pub timeout_ms: i32,
     /// Password a client must present to re-attach.
+    #[serde(with = "serde_bytes")]
     pub password: Vec<u8>,
 }
 
@@ -38,6 +39,7 @@ pub(super) struct Znode {
     /// Its ACL, interned in [`Tree::acls`].
     pub(super) acl: AclId,
     /// Its data.
+    #[serde(with = "serde_bytes")]
     pub(super) data: Box<[u8]>,
 }
 

@@ -121,6 +121,7 @@ pub enum Op {
         /// Path or sequential prefix.
         path: String,
         /// Initial data.
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         /// ACL (must not be empty).
         acl: Vec<Acl>,
@@ -139,6 +140,7 @@ pub enum Op {
         /// The znode.
         path: String,
         /// New data.
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
         /// Expected version, -1 for any.
         version: i32,
@@ -197,6 +199,7 @@ pub enum TxnBody {
         /// Negotiated timeout in ms.
         timeout_ms: i32,
         /// Password clients must present to re-attach.
+        #[serde(with = "serde_bytes")]
         password: Vec<u8>,
     },
     /// Close a session (client request or expiry): deletes its ephemerals.
