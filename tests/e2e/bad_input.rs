@@ -1,0 +1,346 @@
+//! Bad input: hostile bytes on the peer and client ports close that connection only, and
+//! refused requests get ZooKeeper's error codes with nothing applied.
+//!
+//! Which code an invalid path gets follows what ZooKeeper 3.8's server answers (measured with
+//! Debian's 3.8.0): a write whose *parent* lookup fails first answers `NoNode`, one whose
+//! parent exists but whose path is malformed answers `BadArguments`, and setData always
+//! validates (`BadArguments`). Where ZooKeeper itself answers either depending on the parent,
+//! the tests accept either, but always require that nothing was created.
+
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::time::Duration;
+
+use zookeeper_client::Error as ZkError;
+
+use crate::harness::*;
+use crate::jute::{self, wait_closed, Buf, RawClient};
+
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to `addr`, sends `bytes`, optionally half-closes, and requires the server to
+/// close the connection within [`CLOSE_TIMEOUT`].
+fn send_garbage(addr: SocketAddr, what: &str, bytes: &[u8], half_close: bool) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("{what}: connect: {e}"));
+    s.set_write_timeout(Some(Duration::from_secs(5))).ok();
+    // The server may close before it has read everything: write errors are fine.
+    let _ = s.write_all(bytes);
+    if half_close {
+        let _ = s.shutdown(Shutdown::Write);
+    }
+    if let Err(e) = wait_closed(&mut s, CLOSE_TIMEOUT) {
+        panic!("{what} on {addr}: the server should close the connection: {e}");
+    }
+}
+
+/// 16 bytes of 0xff: a length prefix past any limit, whether read as u32, i32 or u64.
+const HUGE_LENGTH: [u8; 16] = [0xff; 16];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_on_peer_and_client_ports_closes_only_that_connection() {
+    let cluster = Cluster::start(3);
+    let target = cluster.node(2);
+    let mut rng = Garbage::new(0x005e_ed0f_9a7b);
+
+    // A session opened before the garbage must survive it.
+    let survivor = zk_connect(&target.client_addr()).await;
+    survivor
+        .create("/survivor", b"alive", &persistent())
+        .await
+        .expect("create /survivor");
+
+    // Peer port.
+    let peer = target.peer_addr();
+    send_garbage(peer, "peer: oversize length prefix", &HUGE_LENGTH, false);
+    send_garbage(
+        peer,
+        "peer: 64 KiB of random bytes",
+        &rng.bytes(64 * 1024),
+        true,
+    );
+    let mut truncated = 1000u32.to_be_bytes().to_vec();
+    truncated.extend_from_slice(&rng.bytes(10));
+    send_garbage(peer, "peer: truncated frame", &truncated, true);
+    let mut small = 24u32.to_be_bytes().to_vec();
+    small.extend_from_slice(&rng.bytes(24));
+    send_garbage(peer, "peer: a small frame of garbage", &small, true);
+    for i in 0..10 {
+        let len = 1 + (rng.next_u64() % 2048) as usize;
+        send_garbage(
+            peer,
+            &format!("peer: random blob #{i}"),
+            &rng.bytes(len),
+            true,
+        );
+    }
+
+    // Client port, before the handshake.
+    let client = target.client_socket();
+    send_garbage(
+        client,
+        "client: oversize length prefix",
+        &HUGE_LENGTH,
+        false,
+    );
+    let bad_connect = Buf::default()
+        .int(0)
+        .long(0)
+        .int(2000)
+        .long(0)
+        .int(0x7fff_ffff) // password length far past the frame
+        .framed();
+    send_garbage(
+        client,
+        "client: malformed ConnectRequest",
+        &bad_connect,
+        false,
+    );
+    let mut truncated = 100u32.to_be_bytes().to_vec();
+    truncated.extend_from_slice(&rng.bytes(10));
+    send_garbage(client, "client: truncated frame", &truncated, true);
+    for i in 0..20 {
+        let len = 1 + (rng.next_u64() % 2048) as usize;
+        send_garbage(
+            client,
+            &format!("client: random blob #{i}"),
+            &rng.bytes(len),
+            true,
+        );
+    }
+
+    // Client port, after a good handshake: a getData whose body is cut short, then a frame
+    // of garbage.
+    for (what, body) in [
+        (
+            "client: getData without its path",
+            Buf::default().int(7).int(jute::OP_GET_DATA).framed(),
+        ),
+        (
+            "client: request frame of random bytes",
+            Buf(rng.bytes(64)).framed(),
+        ),
+    ] {
+        let mut raw = RawClient::connect(client).expect("handshake on the client port");
+        raw.send_raw(&body).expect("send");
+        let mut s = raw.into_stream();
+        if let Err(e) = wait_closed(&mut s, CLOSE_TIMEOUT) {
+            panic!("{what}: the server should close the connection: {e}");
+        }
+    }
+
+    // The node and the cluster keep serving: the old session, a new session, ruok, writes
+    // through this node visible elsewhere and writes elsewhere visible here.
+    assert!(target.healthy(), "node 2 still healthy");
+    let (data, _) = survivor
+        .get_data("/survivor")
+        .await
+        .expect("the session opened before the garbage still works");
+    assert_eq!(data, b"alive");
+    survivor
+        .create("/after-garbage", b"1", &persistent())
+        .await
+        .expect("write after the garbage");
+    let fresh = zk_connect(&target.client_addr()).await;
+    fresh
+        .create("/fresh", b"2", &persistent())
+        .await
+        .expect("a new session on the same node");
+    assert_eq!(four_letter_word(client, "ruok").expect("ruok"), "imok");
+    let n1 = zk_connect(&cluster.node(1).client_addr()).await;
+    let (n1r, fr) = (&n1, &fresh);
+    eventually(
+        Duration::from_secs(10),
+        "node 2's writes on node 1",
+        || async move { n1r.get_data("/fresh").await.ok().filter(|(d, _)| d == b"2") },
+    )
+    .await;
+    n1.create("/from-node-1", b"3", &persistent())
+        .await
+        .expect("write through node 1");
+    eventually(
+        Duration::from_secs(10),
+        "node 1's write on node 2 (replication still works)",
+        || async move {
+            fr.get_data("/from-node-1")
+                .await
+                .ok()
+                .filter(|(d, _)| d == b"3")
+        },
+    )
+    .await;
+    assert!(
+        cluster.leader().is_some(),
+        "a leader after the garbage:\n{}",
+        cluster.describe()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_get_zookeeper_error_codes() {
+    let cluster = Cluster::start(3);
+    let addr = cluster.node(1).client_socket();
+    let c = zk_connect(&cluster.node(1).client_addr()).await;
+    c.create("/a", b"a", &persistent())
+        .await
+        .expect("create /a");
+
+    // Invalid paths, on the wire (zookeeper-client refuses to send them).
+    let mut raw = RawClient::connect(addr).expect("raw session");
+    use jute::{BAD_ARGUMENTS, NO_NODE};
+    for path in ["/a/", "/a/.", "/a/b\0c"] {
+        assert_eq!(
+            raw.create(path, b"").unwrap(),
+            BAD_ARGUMENTS,
+            "create {path:?} (its parent /a exists)"
+        );
+    }
+    for path in ["a/b", "/a//b", "/a/./b", "/a/../b", "/a/b/", ""] {
+        let code = raw.create(path, b"").unwrap();
+        assert!(
+            [BAD_ARGUMENTS, NO_NODE].contains(&code),
+            "create {path:?}: got {code}"
+        );
+    }
+    for path in ["a/b", "/a/", "/a//b"] {
+        assert_eq!(
+            raw.set_data(path, b"x", -1).unwrap(),
+            BAD_ARGUMENTS,
+            "setData {path:?}"
+        );
+        let code = raw.delete(path, -1).unwrap();
+        assert!(
+            [BAD_ARGUMENTS, NO_NODE].contains(&code),
+            "delete {path:?}: got {code}"
+        );
+        let code = raw.get_data(path).unwrap();
+        assert!(
+            [BAD_ARGUMENTS, NO_NODE].contains(&code),
+            "getData {path:?}: got {code}"
+        );
+    }
+    // The wire codes of the common refusals.
+    assert_eq!(raw.create("/a", b"").unwrap(), jute::NODE_EXISTS);
+    assert_eq!(raw.create("/missing/child", b"").unwrap(), NO_NODE);
+    assert_eq!(raw.set_data("/a", b"x", 7).unwrap(), jute::BAD_VERSION);
+    assert_eq!(raw.delete("/a", 7).unwrap(), jute::BAD_VERSION);
+    assert_eq!(raw.get_data("/missing").unwrap(), NO_NODE);
+    raw.close().expect("closeSession");
+    // Nothing was created by any of it.
+    let kids = c.list_children("/a").await.expect("ls /a");
+    assert!(
+        kids.is_empty(),
+        "children of /a after refused creates: {kids:?}"
+    );
+    let (data, stat) = c.get_data("/a").await.unwrap();
+    assert_eq!(
+        (data.as_slice(), stat.version),
+        (&b"a"[..], 0),
+        "/a unchanged"
+    );
+
+    // Wrong versions and missing parents through the crate.
+    assert_eq!(
+        c.set_data("/a", b"x", Some(3)).await.unwrap_err(),
+        ZkError::BadVersion
+    );
+    assert_eq!(
+        c.delete("/a", Some(3)).await.unwrap_err(),
+        ZkError::BadVersion
+    );
+    assert_eq!(
+        c.create("/missing/child", b"", &persistent())
+            .await
+            .unwrap_err(),
+        ZkError::NoNode
+    );
+    assert_eq!(
+        c.set_data("/missing", b"", None).await.unwrap_err(),
+        ZkError::NoNode
+    );
+    assert_eq!(
+        c.delete("/missing", None).await.unwrap_err(),
+        ZkError::NoNode
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_data_is_refused_and_the_cluster_keeps_serving() {
+    let cluster = Cluster::start(3);
+    // The crate calls a connection lost when nothing arrives for 2/5 of the session timeout
+    // (800 ms with --tick-ms 100), or at most 3/5 when configured (1.2 s). A megabyte through
+    // Raft must be acknowledged within that; ZooKeeper takes milliseconds.
+    let patient = || {
+        zookeeper_client::Client::connector().with_connection_timeout(Duration::from_millis(1200))
+    };
+    let c1 = zk_connect_with(patient(), &cluster.node(1).client_addr()).await;
+    let c3 = zk_connect_with(patient(), &cluster.node(3).client_addr()).await;
+    let c3 = &c3;
+
+    // Just under the limit works and replicates (through a follower or the leader alike).
+    let near = vec![b'y'; 1024 * 1024 - 1024];
+    let t = std::time::Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        c1.create("/near-limit", &near, &persistent()),
+    )
+    .await
+    .expect("a create with 1 MiB - 1 KiB of data: no reply within 20 s")
+    .expect("a create with 1 MiB - 1 KiB of data");
+    println!("1 MiB - 1 KiB create took {:?}", t.elapsed());
+    let (data, _) = eventually(
+        Duration::from_secs(20),
+        "/near-limit on node 3",
+        || async move { c3.get_data("/near-limit").await.ok() },
+    )
+    .await;
+    assert_eq!(data.len(), near.len());
+
+    // Past the limit. zookeeper-client 0.11 does not check sizes, so the 1 MiB + 1 byte create
+    // reaches the server. ZooKeeper 3.8 drops such a connection (the packet exceeds
+    // jute.maxbuffer) and the client sees ConnectionLoss; a server may instead answer with an
+    // error code (BadArguments). Either way it must fail, create nothing, and leave the
+    // cluster serving.
+    let big = vec![b'x'; 1024 * 1024 + 1];
+    let res = tokio::time::timeout(
+        Duration::from_secs(20),
+        c1.create("/big", &big, &persistent()),
+    )
+    .await;
+    match res {
+        Ok(Ok(_)) => panic!("a create with 1 MiB + 1 byte of data succeeded"),
+        Ok(Err(e)) => println!("1 MiB + 1 byte create refused with: {e:?}"),
+        Err(_) => println!("1 MiB + 1 byte create: no reply in 20 s"),
+    }
+    drop(c1);
+    let c2 = try_zk_connect(
+        patient(),
+        &cluster.node(2).client_addr(),
+        Duration::from_secs(20),
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "after the oversize create the cluster no longer opens sessions: {e}\n{}",
+            cluster.describe()
+        )
+    });
+    assert_eq!(
+        c2.check_stat("/big").await.expect("exists /big"),
+        None,
+        "nothing created for oversize data"
+    );
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        c2.create("/after-big", b"ok", &persistent()),
+    )
+    .await
+    .expect("a write after the oversize create: no reply within 20 s")
+    .expect("a write after the oversize create");
+    eventually(
+        Duration::from_secs(20),
+        "/after-big on node 3",
+        || async move { c3.get_data("/after-big").await.ok() },
+    )
+    .await;
+}

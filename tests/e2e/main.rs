@@ -1,0 +1,25 @@
+//! End-to-end tests: they start real `fsd` processes (the binary Cargo builds for this package)
+//! on loopback and talk to them the way users do — the ZooKeeper client port (through the
+//! `zookeeper-client` crate, Debian's `zkCli.sh`, and raw bytes), the admin HTTP endpoint, and
+//! the `fsd` command-line client.
+//!
+//! One test binary with a shared harness, as ripgrep's `tests/tests.rs` and `util.rs`:
+//! - `harness`: clusters, nodes, processes, readiness, polling;
+//! - `jute`: a raw wire client for requests `zookeeper-client` refuses to send;
+//! - `zk`: helpers for `zkCli.sh`.
+//!
+//! Each test starts its own cluster; `.config/nextest.toml` runs at most two at once.
+
+mod harness;
+mod jute;
+mod zk;
+
+mod bad_input;
+mod basic;
+mod cli;
+mod corruption;
+mod crash;
+mod differential;
+mod learner;
+mod snapshot;
+mod zkcli;
