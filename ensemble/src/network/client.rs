@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
@@ -139,8 +139,7 @@ fn spawn_connection(stream: TcpStream) -> Connection {
             tokio::select! {
                 msg = inbox.recv() => {
                     let Some(msg) = msg else { break };
-                    let Ok(bytes) = codec::encode(&msg) else { break };
-                    if frames_out.send(bytes).await.is_err() { break; }
+                    if codec::send_queued(&mut frames_out, msg, &mut inbox).await.is_err() { break; }
                 }
                 _ = &mut closed_rx => break,
             }

@@ -27,6 +27,33 @@ pub fn writer<W: AsyncWrite>(io: W) -> FramedWrite<W, LengthDelimitedCodec> {
     FramedWrite::new(io, codec())
 }
 
+/// Writes `first` and whatever else is already queued in `queue`, then flushes once: under
+/// load many frames share one write syscall.
+pub async fn send_queued<W, T>(
+    out: &mut FramedWrite<W, LengthDelimitedCodec>,
+    first: T,
+    queue: &mut tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> Result<(), std::io::Error>
+where
+    W: AsyncWrite + Unpin,
+    T: Serialize,
+{
+    use futures::SinkExt;
+    let mut next = Some(first);
+    let mut queued = 0;
+    while let Some(msg) = next {
+        let bytes = encode(&msg).map_err(std::io::Error::other)?;
+        out.feed(bytes).await?;
+        queued += 1;
+        next = if queued < 256 {
+            queue.try_recv().ok()
+        } else {
+            None
+        };
+    }
+    SinkExt::<Bytes>::flush(out).await
+}
+
 /// Encodes a message for one frame.
 pub fn encode<T: Serialize>(msg: &T) -> Result<Bytes, bincode::Error> {
     bincode::serialize(msg).map(Bytes::from)

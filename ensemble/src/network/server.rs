@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -59,10 +59,10 @@ async fn serve_connection<S: PeerService>(
 
     let writer = tokio::spawn(async move {
         while let Some(reply) = replies_rx.recv().await {
-            let Ok(bytes) = codec::encode(&reply) else {
-                break;
-            };
-            if frames_out.send(bytes).await.is_err() {
+            if codec::send_queued(&mut frames_out, reply, &mut replies_rx)
+                .await
+                .is_err()
+            {
                 break;
             }
         }

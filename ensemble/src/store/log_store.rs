@@ -1,6 +1,11 @@
 //! openraft's log storage on sled: log entries, the vote, the committed and last purged log
 //! ids. Every append and vote is flushed to disk before openraft is told it is done, so an
 //! acknowledged write survives kill -9 and power loss.
+//!
+//! Appends are group-committed: `append` writes the entries into sled's in-memory tree and
+//! hands openraft's completion callback to a flusher task, which waits for one flush to
+//! cover every append queued meanwhile and then completes them in order. Raft's core loop
+//! never waits for the disk, so writes arriving during a flush ride on the next one.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -9,6 +14,7 @@ use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{OptionalSend, StorageIOError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tokio::sync::mpsc;
 
 use super::keys;
 use crate::types::typ::{Entry, LogId, StorageError, Vote};
@@ -20,15 +26,21 @@ pub struct LogStore {
     db: sled::Db,
     log: sled::Tree,
     meta: sled::Tree,
+    /// Completion callbacks of appends written but not yet flushed, in append order.
+    flusher: mpsc::UnboundedSender<LogFlushed<TypeConfig>>,
 }
 
 impl LogStore {
-    /// Opens the log trees of `db`.
+    /// Opens the log trees of `db` and starts the flusher task (it ends when the last clone
+    /// of the store is dropped). Must be called within a tokio runtime.
     pub fn open(db: &sled::Db) -> Result<Self, sled::Error> {
+        let (flusher, pending) = mpsc::unbounded_channel();
+        tokio::spawn(flush_appends(db.clone(), pending));
         Ok(LogStore {
             db: db.clone(),
             log: db.open_tree(keys::LOG_TREE)?,
             meta: db.open_tree(keys::META_TREE)?,
+            flusher,
         })
     }
 
@@ -62,6 +74,22 @@ impl LogStore {
     pub fn last_index(&self) -> Result<Option<u64>, StorageError> {
         let last = self.log.last().map_err(|e| StorageIOError::read_logs(&e))?;
         Ok(last.and_then(|(k, _)| keys::log_index(&k)))
+    }
+}
+
+/// The flusher: one flush covers every append queued before it started; their callbacks
+/// then run in append order.
+async fn flush_appends(db: sled::Db, mut pending: mpsc::UnboundedReceiver<LogFlushed<TypeConfig>>) {
+    let mut batch = Vec::new();
+    while pending.recv_many(&mut batch, 1024).await > 0 {
+        let flushed = db.flush_async().await.map(|_| ());
+        for callback in batch.drain(..) {
+            let result = flushed
+                .as_ref()
+                .map(|_| ())
+                .map_err(|e| std::io::Error::other(e.to_string()));
+            callback.log_io_completed(result);
+        }
     }
 }
 
@@ -149,13 +177,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.log
             .apply_batch(batch)
             .map_err(|e| StorageIOError::write_logs(&e))?;
-        let flushed = self
-            .db
-            .flush_async()
-            .await
-            .map(|_| ())
-            .map_err(std::io::Error::other);
-        callback.log_io_completed(flushed);
+        if let Err(returned) = self.flusher.send(callback) {
+            // The flusher is gone (shutting down): flush here instead.
+            let flushed = self
+                .db
+                .flush_async()
+                .await
+                .map(|_| ())
+                .map_err(std::io::Error::other);
+            returned.0.log_io_completed(flushed);
+        }
         Ok(())
     }
 
