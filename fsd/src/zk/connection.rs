@@ -206,7 +206,23 @@ async fn run(
         };
         let request = match proto::decode_request(&header, &mut frame) {
             Ok(r) => r,
-            Err(e) => break Err(e.into()),
+            Err(e) => {
+                // The frame boundary is intact: answer MarshallingError for this request and
+                // keep the connection, as ZooKeeper does.
+                tracing::debug!(conn, error = %e, "undecodable request");
+                let mut out = BytesMut::new();
+                proto::encode_reply(
+                    header.xid,
+                    node.last_zxid(),
+                    ErrorCode::MarshallingError,
+                    None,
+                    &mut out,
+                );
+                if outbox.send(out.freeze()).await.is_err() {
+                    break Err(End::Closed);
+                }
+                continue;
+            }
         };
         node.touch(session);
         server.count_request();

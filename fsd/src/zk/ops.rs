@@ -41,7 +41,11 @@ fn code(c: ErrorCode) -> Outcome {
     Outcome::Reply(c, None)
 }
 
+/// The Stat a client sees. Containers and TTL nodes keep a marker in ephemeralOwner;
+/// clients see 0 there, as ZooKeeper's `DataNode.copyStat` reports.
 pub(crate) fn wire_stat(s: &zt::Stat) -> Stat {
+    let marker = s.ephemeral_owner == zt::CONTAINER_OWNER
+        || s.ephemeral_owner & zt::TTL_OWNER_MASK == zt::TTL_OWNER_MASK;
     Stat {
         czxid: s.czxid,
         mzxid: s.mzxid,
@@ -50,7 +54,7 @@ pub(crate) fn wire_stat(s: &zt::Stat) -> Stat {
         version: s.version,
         cversion: s.cversion,
         aversion: s.aversion,
-        ephemeral_owner: s.ephemeral_owner,
+        ephemeral_owner: if marker { 0 } else { s.ephemeral_owner },
         data_length: s.data_length,
         num_children: s.num_children,
         pzxid: s.pzxid,
@@ -107,6 +111,15 @@ fn create_op(req: &CreateRequest, ttl: Option<i64>) -> Result<Op, ErrorCode> {
         acl: tree_acl(&req.acl),
         mode: create_mode(req.flags, ttl)?,
     })
+}
+
+/// ZooKeeper's tree also answers reads of the empty path, as the root.
+fn read_path(path: &str) -> &str {
+    if path.is_empty() {
+        "/"
+    } else {
+        path
+    }
 }
 
 /// How a create's result is encoded.
@@ -187,10 +200,12 @@ impl Session {
             Request::Create(r) => self.create(&r, None, CreateReply::PathOnly).await,
             Request::Create2(r) => self.create(&r, None, CreateReply::PathAndStat).await,
             Request::CreateContainer(r) => {
-                if CreateMode::from_i32(r.flags) != Some(CreateMode::Container) {
-                    return code(ErrorCode::BadArguments);
-                }
-                self.create(&r, None, CreateReply::PathAndStat).await
+                // The opcode, not the flags, makes it a container (as ZooKeeper does).
+                let req = CreateRequest {
+                    flags: CreateMode::Container.as_i32(),
+                    ..r
+                };
+                self.create(&req, None, CreateReply::PathAndStat).await
             }
             Request::CreateTtl(r) => {
                 let req = CreateRequest {
@@ -233,25 +248,27 @@ impl Session {
                 Some(s) if r.version != -1 && r.version != s.version => code(ErrorCode::BadVersion),
                 Some(s) => ok(Response::Check(wire_stat(&s))),
             }),
+            Request::Exists(r) if r.path.contains('\0') => code(ErrorCode::BadArguments),
             Request::Exists(r) => {
-                let stat = self.node.read(|t| t.stat(&r.path));
+                let stat = self.node.read(|t| t.stat(read_path(&r.path)));
                 if r.watch {
                     let kind = if stat.is_some() {
                         WatchKind::Data
                     } else {
                         WatchKind::Exist
                     };
-                    self.watches.add(self.conn, kind, &r.path);
+                    self.watches.add(self.conn, kind, read_path(&r.path));
                 }
                 match stat {
                     Some(s) => ok(Response::Exists(wire_stat(&s))),
                     None => code(ErrorCode::NoNode),
                 }
             }
-            Request::GetData(r) => self.node.read(|t| match t.get(&r.path) {
+            Request::GetData(r) => self.node.read(|t| match t.get(read_path(&r.path)) {
                 Ok((data, stat)) => {
                     if r.watch {
-                        self.watches.add(self.conn, WatchKind::Data, &r.path);
+                        self.watches
+                            .add(self.conn, WatchKind::Data, read_path(&r.path));
                     }
                     ok(Response::GetData(GetDataResponse {
                         data: data.to_vec(),
@@ -260,7 +277,7 @@ impl Session {
                 }
                 Err(e) => err(&e),
             }),
-            Request::GetAcl(r) => self.node.read(|t| match t.acl(&r.path) {
+            Request::GetAcl(r) => self.node.read(|t| match t.acl(read_path(&r.path)) {
                 Ok((acl, stat)) => ok(Response::GetAcl(GetAclResponse {
                     acl: wire_acl(&acl),
                     stat: wire_stat(&stat),
@@ -269,7 +286,7 @@ impl Session {
             }),
             Request::GetChildren(r) => {
                 self.node
-                    .read(|t| match self.children(t, &r.path, r.watch) {
+                    .read(|t| match self.children(t, read_path(&r.path), r.watch) {
                         Ok((children, _)) => {
                             ok(Response::GetChildren(GetChildrenResponse { children }))
                         }
@@ -278,7 +295,7 @@ impl Session {
             }
             Request::GetChildren2(r) => {
                 self.node
-                    .read(|t| match self.children(t, &r.path, r.watch) {
+                    .read(|t| match self.children(t, read_path(&r.path), r.watch) {
                         Ok((children, stat)) => ok(Response::GetChildren2(GetChildren2Response {
                             children,
                             stat: wire_stat(&stat),
@@ -287,14 +304,15 @@ impl Session {
                     })
             }
             Request::GetAllChildrenNumber(r) => {
-                self.node.read(|t| match t.count_descendants(&r.path) {
-                    Ok(n) => ok(Response::GetAllChildrenNumber(
-                        GetAllChildrenNumberResponse {
-                            total_number: i32::try_from(n).unwrap_or(i32::MAX),
-                        },
-                    )),
-                    Err(e) => err(&e),
-                })
+                self.node
+                    .read(|t| match t.count_descendants(read_path(&r.path)) {
+                        Ok(n) => ok(Response::GetAllChildrenNumber(
+                            GetAllChildrenNumberResponse {
+                                total_number: i32::try_from(n).unwrap_or(i32::MAX),
+                            },
+                        )),
+                        Err(e) => err(&e),
+                    })
             }
             Request::GetEphemerals(r) => {
                 let ephemerals = self.node.read(|t| t.ephemerals(self.id));
@@ -523,7 +541,7 @@ impl Session {
             ],
             Some(WatcherType::Persistent) => &[WatchKind::Persistent],
             Some(WatcherType::PersistentRecursive) => &[WatchKind::PersistentRecursive],
-            None => return code(ErrorCode::BadArguments),
+            None => return code(ErrorCode::MarshallingError),
         };
         let mut found = false;
         for kind in kinds {
