@@ -31,7 +31,9 @@
 //! - Watch events: type, path and the notification's zxid field, in order. A step waits for
 //!   the number of events the table expects (each at most `EVENT_TIMEOUT`), then makes a
 //!   round trip on the watching session (sync + exists) and collects whatever else has
-//!   arrived, so extra events show up as a difference without sleeping.
+//!   arrived, so extra events show up as a difference without sleeping. Rows built with
+//!   `events_any_order` sort the events first: ZooKeeper deletes a closed session's
+//!   ephemerals in hash order, so that order is not defined.
 //!
 //! Rows marked `known(..)` are deliberate differences: they are printed, not failed, and each
 //! carries a `// KNOWN DIFFERENCE:` comment saying why.
@@ -902,7 +904,7 @@ impl Target {
                 label,
                 n,
                 any_order,
-            } => self.events(*label, *n, *any_order).await,
+            } => self.events(label, *n, *any_order).await,
             Op::AwaitGone { s, path } => {
                 let Some(c) = self.client(*s) else {
                     return format!("no session s{s}");
