@@ -26,13 +26,18 @@ impl Tree {
     /// Returns the outcome and the visible changes in apply order (none when the op or
     /// multi failed). zxid and times come from the txn, so every replica computes the same
     /// tree. Semantics are ZooKeeper 3.8's:
-    /// - create: checks TTL range, then the session (ephemerals), path, ACL, parent,
-    ///   existence, ephemeral parent, data size. The parent's cversion grows by one and its
-    ///   pzxid becomes the zxid; a sequential name ends in the parent's cversion before the
-    ///   create, `%010d`.
-    /// - delete: `/` and `/zookeeper{,/quota,/config}` refuse; then existence, version,
-    ///   children. The parent's pzxid moves but not its cversion (ZooKeeper counts creates
-    ///   only).
+    /// - create (`PrepRequestProcessor.pRequest2TxnCreate`): checks TTL range, then the
+    ///   session (ephemerals), then that the path has a `/` and no NUL, the ACL, that the
+    ///   parent (everything before the last `/`, as given) exists, and only then the full
+    ///   path's syntax (BadArguments), existence, ephemeral parent, data size. So a
+    ///   malformed path under a missing parent is NoNode. The parent's cversion and
+    ///   create count (`seq`) grow by one and its pzxid becomes the zxid; a sequential name
+    ///   ends in the parent's create count before the create, `%010d`.
+    /// - delete: a path without `/`, with a NUL, or one of `/` and
+    ///   `/zookeeper{,/quota,/config}` is BadArguments; nothing else about its syntax is
+    ///   checked (a malformed path is simply not found). Then the parent's existence, the
+    ///   znode's, version, children. The parent's cversion grows by one (clients see creates
+    ///   plus deletes) but not its create count, and its pzxid moves.
     /// - setData bumps version, mzxid, mtime; setACL bumps aversion; check reads.
     /// - closing a session deletes its ephemerals (in path order) and forgets it; closing an
     ///   unknown session changes nothing. Creating a session that exists keeps the existing
@@ -80,8 +85,9 @@ enum Undo {
     Created { key: Box<str> },
     /// A znode was deleted: put it back.
     Deleted { key: Box<str>, node: Znode },
-    /// A znode's Stat changed (a parent's, on create or delete): restore it.
-    Stat { key: Box<str>, stat: Stat },
+    /// A znode's Stat and create count changed (a parent's, on create or delete): restore
+    /// them.
+    Stat { key: Box<str>, stat: Stat, seq: i32 },
     /// A znode's data changed: restore data and Stat.
     Data {
         key: Box<str>,
@@ -148,9 +154,10 @@ impl Apply<'_> {
                     self.tree.remove_node(&key);
                 }
                 Undo::Deleted { key, node } => self.tree.insert_node(key, node),
-                Undo::Stat { key, stat } => {
+                Undo::Stat { key, stat, seq } => {
                     if let Some(node) = self.tree.nodes.get_mut(&*key) {
                         node.stat = stat;
+                        node.seq = seq;
                     }
                 }
                 Undo::Data { key, data, stat } => {
@@ -203,21 +210,24 @@ impl Apply<'_> {
         mode: CreateMode,
     ) -> Result<OpResult> {
         let owner = self.owner_for(mode)?;
-        validate_path(prefix, mode.is_sequential())?;
+        // ZooKeeper's validatePathForCreate: only a `/` and no NUL, so far.
+        let parent_path = parent_part(prefix)?;
         let acl = dedup_acl(acl)?;
-        let (parent_path, _) = path::split(prefix).ok_or_else(|| no_node(prefix))?;
+        // The parent as given, malformed or not: a malformed parent never exists.
         let parent_key = path::key(parent_path).ok_or_else(|| no_node(parent_path))?;
-        let parent = self
+        let (parent, parent_seq) = self
             .tree
             .nodes
             .get(parent_key.as_str())
-            .map(|node| node.stat)
+            .map(|node| (node.stat, node.seq))
             .ok_or_else(|| no_node(parent_path))?;
         let path = if mode.is_sequential() {
-            format!("{prefix}{:010}", parent.cversion)
+            format!("{prefix}{parent_seq:010}")
         } else {
             prefix.to_owned()
         };
+        // Only now the whole path, sequence number included, as ZooKeeper does.
+        validate_path(&path, false)?;
         let key = path::key(&path).ok_or_else(|| no_node(&path))?;
         if self.tree.nodes.contains_key(key.as_str()) {
             return Err(Error::NodeExists { path });
@@ -230,7 +240,8 @@ impl Apply<'_> {
         let data_length = data_length(data)?;
 
         let (zxid, time) = (self.txn.zxid, self.txn.time_ms);
-        self.update_stat(parent_key, |stat| {
+        self.update_parent(parent_key, |stat, seq| {
+            *seq = seq.wrapping_add(1);
             stat.cversion = stat.cversion.wrapping_add(1);
             stat.pzxid = zxid;
             stat.num_children = stat.num_children.wrapping_add(1);
@@ -254,6 +265,7 @@ impl Apply<'_> {
             key.clone(),
             Znode {
                 stat,
+                seq: 0,
                 acl,
                 data: data.into(),
             },
@@ -290,13 +302,13 @@ impl Apply<'_> {
     }
 
     fn delete(&mut self, path: &str, version: i32) -> Result<OpResult> {
-        validate_path(path, false)?;
+        // ZooKeeper's getParentPathAndValidate: no other syntax check for a delete.
         if SPECIAL_PATHS.contains(&path) {
             return Err(Error::BadArguments {
                 reason: format!("{path} cannot be deleted"),
             });
         }
-        let (parent_path, _) = path::split(path).ok_or_else(|| no_node(path))?;
+        let parent_path = parent_part(path)?;
         if self.tree.node(parent_path).is_none() {
             return Err(no_node(parent_path));
         }
@@ -318,7 +330,8 @@ impl Apply<'_> {
     }
 
     /// Deletes the znode `path` (stored under `key`) and updates its parent, as
-    /// ZooKeeper's `DataTree.deleteNode`: pzxid moves, cversion does not.
+    /// ZooKeeper's `DataTree.deleteNode` and `DataNode.copyStat` do: pzxid moves, cversion
+    /// (as clients see it) grows by one, the create count does not.
     fn unlink(&mut self, path: &str, key: &str) {
         let Some((key, node)) = self.tree.remove_node(key) else {
             return;
@@ -326,7 +339,8 @@ impl Apply<'_> {
         self.undo.push(Undo::Deleted { key, node });
         if let Some(parent_key) = path::split(path).and_then(|(parent, _)| path::key(parent)) {
             let zxid = self.txn.zxid;
-            self.update_stat(parent_key, |stat| {
+            self.update_parent(parent_key, |stat, _| {
+                stat.cversion = stat.cversion.wrapping_add(1);
                 stat.pzxid = stat.pzxid.max(zxid);
                 stat.num_children = stat.num_children.wrapping_sub(1);
             });
@@ -405,14 +419,16 @@ impl Apply<'_> {
         Ok(OpResult::AclSet { stat })
     }
 
-    /// Changes the Stat stored under `key`, recording the old one.
-    fn update_stat(&mut self, key: String, change: impl FnOnce(&mut Stat)) {
+    /// Changes the Stat and create count stored under `key` (a parent's), recording the
+    /// old ones.
+    fn update_parent(&mut self, key: String, change: impl FnOnce(&mut Stat, &mut i32)) {
         if let Some(node) = self.tree.nodes.get_mut(key.as_str()) {
             self.undo.push(Undo::Stat {
                 key: key.into(),
                 stat: node.stat,
+                seq: node.seq,
             });
-            change(&mut node.stat);
+            change(&mut node.stat, &mut node.seq);
         }
     }
 }
@@ -420,6 +436,22 @@ impl Apply<'_> {
 fn no_node(path: &str) -> Error {
     Error::NoNode {
         path: path.to_owned(),
+    }
+}
+
+/// The parent part of `path` (everything before its last `/`; `/` for a top-level path),
+/// after the only syntax checks ZooKeeper makes before looking the parent up, in
+/// `validatePathForCreate` and `getParentPathAndValidate`: a `/` somewhere and no NUL.
+///
+/// # Errors
+///
+/// [`Error::BadArguments`] otherwise.
+fn parent_part(path: &str) -> Result<&str> {
+    match path::split(path) {
+        Some((parent, _)) if !path.contains('\0') => Ok(parent),
+        _ => Err(Error::BadArguments {
+            reason: format!("invalid path {path:?}: no / or a NUL character"),
+        }),
     }
 }
 
@@ -656,8 +688,11 @@ mod tests {
             (parent.mzxid, parent.version, parent.mtime),
             (101, 0, 5_000)
         );
+        // A fresh root reports cversion -1 (its /zookeeper child was never counted).
         let root = f.tree.stat("/").unwrap();
-        assert_eq!((root.cversion, root.pzxid, root.num_children), (1, 101, 2));
+        assert_eq!((root.cversion, root.pzxid, root.num_children), (0, 101, 2));
+        assert_eq!(f.tree.node("/").unwrap().seq, 1);
+        assert_eq!(f.tree.node("/a").unwrap().seq, 1);
         assert_eq!(f.tree.children("/").unwrap(), ["a", "zookeeper"]);
         assert_eq!(f.tree.znode_count(), 6);
     }
@@ -668,7 +703,14 @@ mod tests {
         f.mk("/a");
         assert_bad_args(f.op(create("a", b"", CreateMode::Persistent)));
         assert_bad_args(f.op(create("/a/", b"", CreateMode::Persistent)));
-        assert_bad_args(f.op(create("/a/./b", b"", CreateMode::Persistent)));
+        assert_bad_args(f.op(create("/a/.", b"", CreateMode::Persistent)));
+        // The parent is looked up before the path is validated.
+        assert_eq!(
+            f.op(create("/a/./b", b"", CreateMode::Persistent)),
+            Err(Error::NoNode {
+                path: "/a/.".into()
+            })
+        );
         assert_eq!(
             f.op(create("/x/y", b"", CreateMode::Persistent)),
             Err(Error::NoNode { path: "/x".into() })
@@ -771,7 +813,91 @@ mod tests {
     }
 
     #[test]
-    fn sequential_names_use_the_parent_cversion_before_the_create() {
+    fn create_looks_up_the_parent_before_validating_the_path() {
+        let mut f = Fixture::new();
+        f.mk("/r");
+        let seq = CreateMode::PersistentSequential;
+        let plain = CreateMode::Persistent;
+        // No `/` or a NUL: BadArguments before anything else.
+        for (p, mode) in [("", plain), ("r", plain), ("r", seq), ("", seq)] {
+            assert_bad_args(f.op(create(p, b"", mode)));
+        }
+        for mode in [plain, seq] {
+            assert_bad_args(f.op(create("/r/x\0y", b"", mode)));
+            assert_bad_args(f.op(create("/zz/x\0y", b"", mode)));
+        }
+        // The parent part does not exist: NoNode, however malformed the path.
+        for (p, parent) in [
+            ("r/x", "r"),
+            ("/r//x", "/r/"),
+            ("/r/./x", "/r/."),
+            ("/r/../x", "/r/.."),
+            ("/zz/", "/zz"),
+            ("/zz//", "/zz/"),
+            ("/zz/.", "/zz"),
+            ("/zz/\u{1}", "/zz"),
+        ] {
+            for mode in [plain, seq] {
+                assert_eq!(
+                    f.op(create(p, b"", mode)),
+                    Err(Error::NoNode {
+                        path: parent.into()
+                    }),
+                    "{p:?} {mode:?}"
+                );
+            }
+        }
+        // The parent exists: now the whole path is validated.
+        for p in [
+            "/r/",
+            "//r",
+            "/r/.",
+            "/r/..",
+            "/r/\u{1}",
+            "/r/\u{7f}",
+            "/r/\u{9f}",
+            "/r/\u{f8ff}",
+            "/r/\u{fffe}",
+            "/\u{7f}",
+        ] {
+            assert_bad_args(f.op(create(p, b"", plain)));
+        }
+        // A sequential create validates the name with its number: these are fine.
+        for p in ["/r/", "/r/.", "/r/.."] {
+            assert!(f.op(create(p, b"", seq)).is_ok(), "{p:?}");
+        }
+        assert_bad_args(f.op(create("//r", b"", seq)));
+        assert_bad_args(f.op(create("/r/\u{1}", b"", seq)));
+        // Valid edge cases.
+        for p in ["/r/x.", "/r/.x", "/r/..."] {
+            assert!(f.op(create(p, b"", plain)).is_ok(), "{p:?}");
+        }
+        assert_eq!(
+            f.tree.children("/r").unwrap(),
+            [
+                "...",
+                "..0000000002",
+                ".0000000001",
+                ".x",
+                "0000000000",
+                "x."
+            ]
+        );
+        // The ACL is checked before the parent, the path's syntax after it.
+        let no_acl = |path: &str| Op::Create {
+            path: path.into(),
+            data: vec![],
+            acl: vec![],
+            mode: CreateMode::Persistent,
+        };
+        assert_eq!(f.op(no_acl("/zz//")), Err(Error::InvalidAcl));
+        assert_eq!(f.op(no_acl("/r/")), Err(Error::InvalidAcl));
+        // Syntax before existence: `/` exists but `//` is malformed.
+        assert_bad_args(f.op(create("//", b"", plain)));
+    }
+
+    #[test]
+    fn sequential_names_use_the_parent_create_count() {
         let mut f = Fixture::new();
         f.mk("/q");
         assert_eq!(
@@ -788,24 +914,28 @@ mod tests {
             created_path(f.op(create("/q/", b"", CreateMode::PersistentSequential))),
             "/q/0000000003"
         );
-        // Deletes do not move cversion (ZooKeeper counts creates only), so numbers go on.
+        // Deletes move cversion (creates plus deletes, as clients see it) but not the
+        // create count, so numbers go on: ZooKeeper numbers by its persisted cversion.
         f.op(delete("/q/job-0000000001", -1)).unwrap();
         f.op(delete("/q/plain", -1)).unwrap();
         let q = f.tree.stat("/q").unwrap();
-        assert_eq!((q.cversion, q.num_children, q.pzxid), (4, 2, f.zxid));
+        assert_eq!((q.cversion, q.num_children, q.pzxid), (6, 2, f.zxid));
+        assert_eq!(f.tree.node("/q").unwrap().seq, 4);
         assert_eq!(
             created_path(f.op(create("/q/job-", b"", CreateMode::PersistentSequential))),
             "/q/job-0000000004"
         );
-        // Under the root too.
-        let root_cversion = f.tree.stat("/").unwrap().cversion;
+        // Under the root too: /zookeeper was never counted, /q was.
+        assert_eq!(f.tree.stat("/").unwrap().cversion, 0);
         assert_eq!(
             created_path(f.op(create("/", b"", CreateMode::PersistentSequential))),
-            format!("/{root_cversion:010}")
+            "/0000000001"
         );
+        assert_eq!(f.tree.stat("/").unwrap().cversion, 1);
         // A taken name is NodeExists, and the failed create does not consume the number.
         f.mk("/q/job-0000000005");
-        assert_eq!(f.tree.stat("/q").unwrap().cversion, 6);
+        assert_eq!(f.tree.node("/q").unwrap().seq, 6);
+        assert_eq!(f.tree.stat("/q").unwrap().cversion, 8);
         f.mk("/q/job-0000000007");
         assert_eq!(
             f.op(create("/q/job-", b"", CreateMode::PersistentSequential)),
@@ -813,25 +943,77 @@ mod tests {
                 path: "/q/job-0000000007".into()
             })
         );
-        assert_eq!(f.tree.stat("/q").unwrap().cversion, 7);
+        assert_eq!(f.tree.node("/q").unwrap().seq, 7);
+        assert_eq!(f.tree.stat("/q").unwrap().cversion, 9);
     }
 
     #[test]
-    fn sequential_names_format_negative_cversion_like_java() {
+    fn cversion_counts_creates_and_deletes_of_children() {
+        let mut f = Fixture::new();
+        // Fresh values, as a fresh ZooKeeper 3.8 reports them.
+        assert_eq!(f.tree.stat("/").unwrap().cversion, -1);
+        assert_eq!(f.tree.stat("/zookeeper").unwrap().cversion, -2);
+        f.mk("/zookeeper/x");
+        assert_eq!(f.tree.stat("/zookeeper").unwrap().cversion, -1);
+        f.op(delete("/zookeeper/x", -1)).unwrap();
+        assert_eq!(f.tree.stat("/zookeeper").unwrap().cversion, 0);
+        f.mk("/a");
+        for i in 0..3 {
+            f.mk(&format!("/a/{i}"));
+        }
+        f.op(delete("/a/1", -1)).unwrap();
+        f.op(create("/a/s-", b"", CreateMode::PersistentSequential))
+            .unwrap();
+        let a = f.tree.stat("/a").unwrap();
+        // 4 creates, 1 delete: ZooKeeper's 2 × creates − numChildren.
+        assert_eq!((a.cversion, a.num_children), (5, 3));
+        assert_eq!(f.tree.node("/a").unwrap().seq, 4);
+        assert!(f
+            .tree
+            .children("/a")
+            .unwrap()
+            .contains(&"s-0000000003".into()));
+        // A failed delete changes nothing.
+        assert!(f.op(delete("/a/1", -1)).is_err());
+        assert_eq!(f.tree.stat("/a").unwrap().cversion, 5);
+        // Ephemerals deleted with their session count as deletes.
+        f.open_session(3);
+        f.op_as(3, create("/a/e", b"", CreateMode::Ephemeral))
+            .unwrap();
+        f.close_session(3);
+        let a = f.tree.stat("/a").unwrap();
+        assert_eq!((a.cversion, a.num_children, a.pzxid), (7, 3, f.zxid));
+        assert_eq!(f.tree.node("/a").unwrap().seq, 5);
+        // A failed multi restores both.
+        let (result, _) = f.multi(vec![
+            create("/a/m", b"", CreateMode::Persistent),
+            delete("/a/0", -1),
+            delete("/nope", -1),
+        ]);
+        assert!(result.is_err());
+        assert_eq!(f.tree.stat("/a").unwrap().cversion, 7);
+        assert_eq!(f.tree.node("/a").unwrap().seq, 5);
+        // The created znode's own Stat starts at 0.
+        let stat = f.mk("/a/new");
+        assert_eq!(stat.cversion, 0);
+    }
+
+    #[test]
+    fn sequential_names_format_a_negative_count_like_java() {
         let mut f = Fixture::new();
         f.mk("/q");
         let key = path::key("/q").unwrap();
-        f.tree.nodes.get_mut(key.as_str()).unwrap().stat.cversion = i32::MAX;
+        f.tree.nodes.get_mut(key.as_str()).unwrap().seq = i32::MAX;
         assert_eq!(
             created_path(f.op(create("/q/n", b"", CreateMode::PersistentSequential))),
             "/q/n2147483647"
         );
-        assert_eq!(f.tree.stat("/q").unwrap().cversion, i32::MIN);
+        assert_eq!(f.tree.node("/q").unwrap().seq, i32::MIN);
         assert_eq!(
             created_path(f.op(create("/q/n", b"", CreateMode::PersistentSequential))),
             "/q/n-2147483648"
         );
-        f.tree.nodes.get_mut(key.as_str()).unwrap().stat.cversion = -5;
+        f.tree.nodes.get_mut(key.as_str()).unwrap().seq = -5;
         assert_eq!(
             created_path(f.op(create("/q/n", b"", CreateMode::PersistentSequential))),
             "/q/n-000000005"
@@ -896,7 +1078,6 @@ mod tests {
         for special in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
             assert_bad_args(f.op(delete(special, -1)));
         }
-        assert_bad_args(f.op(delete("/a/", -1)));
         assert_eq!(
             f.op(delete("/nope", -1)),
             Err(Error::NoNode {
@@ -936,7 +1117,7 @@ mod tests {
             }]
         );
         let a = f.tree.stat("/a").unwrap();
-        assert_eq!((a.num_children, a.cversion, a.pzxid), (0, 1, f.zxid));
+        assert_eq!((a.num_children, a.cversion, a.pzxid), (0, 2, f.zxid));
         assert!(!f.tree.exists("/a/b"));
         assert!(f.op(delete("/a", 0)).is_ok());
         assert_eq!(f.tree.children("/").unwrap(), ["zookeeper"]);
@@ -946,6 +1127,44 @@ mod tests {
         // Children under /zookeeper can be deleted, like any znode.
         f.mk("/zookeeper/mine");
         assert!(f.op(delete("/zookeeper/mine", -1)).is_ok());
+    }
+
+    #[test]
+    fn delete_checks_no_path_syntax_but_slash_and_nul() {
+        let mut f = Fixture::new();
+        f.mk("/r");
+        f.mk("/r/x");
+        // No `/`, a NUL, or a special path: BadArguments.
+        for p in ["", "r", "\u{7f}", "/r/x\0y", "/zz\0", "/", "/zookeeper"] {
+            assert_bad_args(f.op(delete(p, -1)));
+        }
+        // Anything else malformed is simply not found, the parent first.
+        for (p, missing) in [
+            ("r/x", "r"),
+            ("/r/", "/r/"),
+            ("//r", "//r"),
+            ("/r//x", "/r/"),
+            ("/r/.", "/r/."),
+            ("/r/..", "/r/.."),
+            ("/r/./x", "/r/."),
+            ("/r/../x", "/r/.."),
+            ("/r/\u{1}", "/r/\u{1}"),
+            ("/r/\u{7f}", "/r/\u{7f}"),
+            ("/\u{7f}", "/\u{7f}"),
+            ("/zz/", "/zz"),
+            ("/zookeeper/", "/zookeeper/"),
+            ("//", "//"),
+        ] {
+            assert_eq!(
+                f.op(delete(p, 5)),
+                Err(Error::NoNode {
+                    path: missing.into()
+                }),
+                "{p:?}"
+            );
+        }
+        assert!(f.tree.exists("/r/x"));
+        assert_eq!(f.tree.stat("/r").unwrap().cversion, 1);
     }
 
     #[test]
@@ -1073,7 +1292,7 @@ mod tests {
         let locks = f.tree.stat("/locks").unwrap();
         assert_eq!(
             (locks.num_children, locks.cversion, locks.pzxid),
-            (0, 2, f.zxid)
+            (0, 4, f.zxid)
         );
         assert_eq!(f.tree.ephemerals(8), ["/e8"]);
         assert_eq!(f.tree.sessions().map(|(id, _)| id).collect::<Vec<_>>(), [8]);
@@ -1240,7 +1459,7 @@ mod tests {
         let m = f.tree.stat("/m").unwrap();
         assert_eq!(
             (m.cversion, m.num_children, m.version, m.pzxid),
-            (2, 1, 1, f.zxid)
+            (3, 1, 1, f.zxid)
         );
         // An empty multi is fine and does nothing.
         let before = f.tree.dump();
@@ -1576,7 +1795,10 @@ mod tests {
         struct MNode {
             data: Vec<u8>,
             version: i32,
+            /// Creates plus deletes of children (from -1 for `/`, -2 for `/zookeeper`).
             cversion: i32,
+            /// Creates of children: the next sequence number.
+            creates: i32,
             owner: i64,
         }
 
@@ -1595,16 +1817,22 @@ mod tests {
 
         impl Model {
             fn new() -> Model {
-                let node = || MNode {
+                let node = |cversion| MNode {
                     data: vec![],
                     version: 0,
-                    cversion: 0,
+                    cversion,
+                    creates: 0,
                     owner: 0,
                 };
-                let nodes = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"]
-                    .into_iter()
-                    .map(|p| (p.to_string(), node()))
-                    .collect();
+                let nodes = [
+                    ("/", -1),
+                    ("/zookeeper", -2),
+                    ("/zookeeper/quota", 0),
+                    ("/zookeeper/config", 0),
+                ]
+                .into_iter()
+                .map(|(p, cversion)| (p.to_string(), node(cversion)))
+                .collect();
                 Model {
                     nodes,
                     session_open: false,
@@ -1635,13 +1863,13 @@ mod tests {
                             return Err(E::SessionExpired);
                         }
                         let prefix = PATHS[*path];
-                        let (cversion, parent_owner) = self
+                        let (creates, parent_owner) = self
                             .nodes
                             .get(parent(prefix))
-                            .map(|p| (p.cversion, p.owner))
+                            .map(|p| (p.creates, p.owner))
                             .ok_or(E::NoNode)?;
                         let path = if *seq {
-                            format!("{prefix}{cversion:010}")
+                            format!("{prefix}{creates:010}")
                         } else {
                             prefix.to_string()
                         };
@@ -1653,6 +1881,7 @@ mod tests {
                         }
                         if let Some(p) = self.nodes.get_mut(parent(&path)) {
                             p.cversion += 1;
+                            p.creates += 1;
                         }
                         let owner = if *eph { SESSION } else { 0 };
                         self.nodes.insert(
@@ -1661,6 +1890,7 @@ mod tests {
                                 data: data.clone(),
                                 version: 0,
                                 cversion: 0,
+                                creates: 0,
                                 owner,
                             },
                         );
@@ -1678,7 +1908,7 @@ mod tests {
                         if !self.children(path).is_empty() {
                             return Err(E::NotEmpty);
                         }
-                        self.nodes.remove(path);
+                        self.remove(path);
                         Ok(None)
                     }
                     MOp::SetData {
@@ -1714,9 +1944,17 @@ mod tests {
                     .map(|(p, _)| p.clone())
                     .collect();
                 for p in &gone {
-                    self.nodes.remove(p);
+                    self.remove(p);
                 }
                 gone
+            }
+
+            /// Removes a znode; its parent counts a change of its children.
+            fn remove(&mut self, path: &str) {
+                self.nodes.remove(path);
+                if let Some(p) = self.nodes.get_mut(parent(path)) {
+                    p.cversion += 1;
+                }
             }
         }
 
@@ -1753,6 +1991,14 @@ mod tests {
                 prop_assert_eq!(data, node.data.as_slice(), "data of {}", path);
                 prop_assert_eq!(stat.version, node.version, "version of {}", path);
                 prop_assert_eq!(stat.cversion, node.cversion, "cversion of {}", path);
+                let seq = tree.node(path).map(|n| n.seq).unwrap_or_default();
+                prop_assert_eq!(seq, node.creates, "create count of {}", path);
+                prop_assert_eq!(
+                    stat.cversion,
+                    2 * seq - stat.num_children,
+                    "ZooKeeper's copyStat rule for {}",
+                    path
+                );
                 prop_assert_eq!(stat.ephemeral_owner, node.owner, "owner of {}", path);
                 prop_assert_eq!(stat.data_length as usize, node.data.len());
                 let children = model.children(path);

@@ -6,7 +6,8 @@
 //! in `path.rs`; ACL interning in `acl_table.rs`.
 //!
 //! Storage is one ordered map from a storage key (the path with its last `/` replaced by
-//! NUL, see `path::key`) to a compact znode: a [`Stat`], an interned ACL id and the data.
+//! NUL, see `path::key`) to a compact znode: a [`Stat`], a sequence counter, an interned
+//! ACL id and the data.
 //! The key keeps each znode's children in one contiguous range in name order, so there is
 //! no per-znode children set: lookups are O(log n), listing children is O(log n + k), and a
 //! znode costs its path, its data and about 100 bytes of map entry.
@@ -35,7 +36,14 @@ pub struct SessionInfo {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Znode {
     /// Its Stat, `data_length` and `num_children` included (kept up to date on write).
+    /// `cversion` is what clients see: creates plus deletes of children, which ZooKeeper's
+    /// `DataNode.copyStat` computes as `2 × seq − numChildren`.
     pub(super) stat: Stat,
+    /// Creates of children so far (ZooKeeper's persisted `cversion`), wrapping like a Java
+    /// int: the number a sequential child created next gets. The built-in children of `/`
+    /// and `/zookeeper` are not counted. Always `stat.cversion == 2 × seq − numChildren`
+    /// (wrapping). Fits in the padding after the Stat, so it costs no memory.
+    pub(super) seq: i32,
     /// Its ACL, interned in [`Tree::acls`].
     pub(super) acl: AclId,
     /// Its data.
@@ -102,8 +110,10 @@ impl Default for Tree {
 
 impl Tree {
     /// A tree as a fresh ZooKeeper 3.8 server has it: `/` with child `zookeeper`, which has
-    /// children `quota` and `config`. All their Stat fields are 0 (and `/zookeeper/config`
-    /// has aversion -1), like ZooKeeper's, so reads of them match a real server.
+    /// children `quota` and `config`. Their Stat fields are 0 but for what a fresh
+    /// ZooKeeper reports: `/zookeeper/config` has aversion -1, and since these children
+    /// were never counted as creates, `/` has cversion -1 and `/zookeeper` -2
+    /// (`2 × 0 − numChildren`). So reads of them match a real server.
     pub fn new() -> Tree {
         let mut tree = Tree {
             nodes: BTreeMap::new(),
@@ -129,6 +139,7 @@ impl Tree {
             let acl = tree.acls.intern(acl);
             let stat = Stat {
                 num_children,
+                cversion: -num_children,
                 aversion,
                 ..Stat::default()
             };
@@ -137,6 +148,7 @@ impl Tree {
                     key.into_boxed_str(),
                     Znode {
                         stat,
+                        seq: 0,
                         acl,
                         data: Box::default(),
                     },
@@ -238,14 +250,15 @@ impl Tree {
 
     /// Znodes the reaper should delete at `now_ms`, sorted by path, each with its current
     /// version so that the reaper can propose a conditional delete: containers that had a
-    /// child once (cversion > 0) and have none now, and TTL nodes without children not
+    /// child created once (ZooKeeper's persisted cversion, our `seq`, > 0) and have none
+    /// now, and TTL nodes without children not
     /// modified for longer than their TTL (`now - mtime > ttl`), as ZooKeeper's
     /// `ContainerManager` decides.
     pub fn reapable(&self, now_ms: i64) -> Vec<(String, i32)> {
         let mut out = Vec::new();
         for p in &self.containers {
             if let Some(node) = self.node(p) {
-                if node.stat.cversion > 0 && node.stat.num_children == 0 {
+                if node.seq > 0 && node.stat.num_children == 0 {
                     out.push((p.to_string(), node.stat.version));
                 }
             }
@@ -337,10 +350,11 @@ impl Tree {
         for (key, node) in &self.nodes {
             let _ = writeln!(
                 out,
-                "{} {:?} {:?} {:?}",
+                "{} {:?} {:?} seq {} {:?}",
                 path::path_of_key(key),
                 node.data,
                 node.stat,
+                node.seq,
                 self.acls.get(node.acl)
             );
         }
@@ -372,10 +386,13 @@ mod tests {
         assert!(t.children("/zookeeper/quota").unwrap().is_empty());
         assert_eq!(t.count_descendants("/").unwrap(), 3);
         assert_eq!(t.count_descendants("/zookeeper").unwrap(), 2);
+        // A fresh ZooKeeper 3.8 reports cversion -1 for `/` and -2 for `/zookeeper`: its
+        // built-in children were never counted as creates (2 × 0 − numChildren).
         assert_eq!(
             t.stat("/").unwrap(),
             Stat {
                 num_children: 1,
+                cversion: -1,
                 ..Stat::default()
             }
         );
@@ -383,9 +400,14 @@ mod tests {
             t.stat("/zookeeper").unwrap(),
             Stat {
                 num_children: 2,
+                cversion: -2,
                 ..Stat::default()
             }
         );
+        for p in ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"] {
+            assert_eq!(t.node(p).unwrap().seq, 0, "{p}");
+        }
+        assert_eq!(t.stat("/zookeeper/quota").unwrap().cversion, 0);
         let (acl, stat) = t.acl("/zookeeper/config").unwrap();
         assert_eq!(
             acl,

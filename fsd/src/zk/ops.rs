@@ -426,12 +426,8 @@ impl Session {
                     tree_ops.push(op);
                     replies.push(reply);
                 }
-                Err(c) => {
-                    return Outcome::Reply(
-                        c,
-                        Some(Response::Multi(failed_multi(ops.len(), index, c))),
-                    )
-                }
+                // The header says OK; the per-op results carry the failure (ZooKeeper's shape).
+                Err(c) => return ok(Response::Multi(failed_multi(ops.len(), index, c))),
             }
         }
         match self.node.propose(self.id, TxnBody::Multi(tree_ops)).await {
@@ -446,10 +442,7 @@ impl Session {
                 }
                 Some(TxnOutcome::Multi(Err(failure))) => {
                     let c = error_code(&failure.error);
-                    Outcome::Reply(
-                        c,
-                        Some(Response::Multi(failed_multi(ops.len(), failure.index, c))),
-                    )
+                    ok(Response::Multi(failed_multi(ops.len(), failure.index, c)))
                 }
                 other => unexpected(other),
             },
