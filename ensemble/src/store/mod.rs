@@ -1,6 +1,9 @@
 //! Persistence: openraft's log storage and state machine, both on one sled database per
 //! process (sled locks its directory, so it is opened once).
 
+// openraft's storage traits fix `StorageError` (large) as the error type; helpers share it.
+#![allow(clippy::result_large_err)]
+
 pub mod keys;
 mod log_store;
 mod state_machine;

@@ -40,21 +40,11 @@ pub enum ApplyEvent<'a> {
 pub type ApplyListener = Box<dyn Fn(&Tree, &ApplyEvent<'_>) + Send + Sync>;
 
 /// The applied state: the tree plus the Raft bookkeeping that goes with it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct AppliedState {
     last_applied: Option<LogId>,
     membership: StoredMembership,
     tree: Tree,
-}
-
-impl Default for AppliedState {
-    fn default() -> Self {
-        AppliedState {
-            last_applied: None,
-            membership: StoredMembership::default(),
-            tree: Tree::new(),
-        }
-    }
 }
 
 /// The replica's state, shared between the apply path and readers.

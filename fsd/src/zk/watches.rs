@@ -300,21 +300,18 @@ mod tests {
         let (mut rx, _) = sink(&t, 1, 16);
         t.add(1, WatchKind::PersistentRecursive, "/app");
         t.fire(
-            1,
             &Change::Created {
                 path: "/app/x".into(),
             },
             enc,
         );
         t.fire(
-            2,
             &Change::DataChanged {
                 path: "/app/x".into(),
             },
             enc,
         );
         t.fire(
-            3,
             &Change::Created {
                 path: "/other".into(),
             },
