@@ -122,3 +122,69 @@ async fn learner_joining_later_gets_the_whole_tree() {
     );
     assert_eq!(cluster.node(learner).role().as_deref(), Some("learner"));
 }
+
+/// `fsd members` changes the membership online: a learner is promoted to voter, the cluster
+/// keeps committing with four voters, and removing it again leaves three; bad requests get a
+/// one-line error and a non-zero exit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_promote_and_remove_online() {
+    let mut cluster = Cluster::start(3);
+    let learner = cluster.add_learner();
+    let admin = cluster.node(1).admin_addr().to_string();
+    let members = || -> String {
+        let out = fsd_cli(&["members", "list", "--admin", &admin]);
+        assert!(out.status.success(), "members list: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    wait_until(TIMEOUT, "the learner listed as a learner", || {
+        members()
+            .lines()
+            .any(|l| l.starts_with(&format!("{learner} ")) && l.ends_with("learner"))
+            .then_some(())
+    });
+
+    let out = fsd_cli(&[
+        "members",
+        "promote",
+        &learner.to_string(),
+        "--admin",
+        &admin,
+    ]);
+    assert!(out.status.success(), "promote: {out:?}");
+    let list = members();
+    assert_eq!(
+        list.lines().filter(|l| l.ends_with("voter")).count(),
+        4,
+        "after promote:\n{list}"
+    );
+
+    // Writes still commit with four voters, through the promoted node too.
+    let c = zk_connect(&cluster.node(learner).client_addr()).await;
+    c.create("/after-promote", b"x", &persistent())
+        .await
+        .expect("write through the promoted node");
+
+    let out = fsd_cli(&["members", "remove", &learner.to_string(), "--admin", &admin]);
+    assert!(out.status.success(), "remove: {out:?}");
+    let list = members();
+    assert_eq!(list.lines().count(), 3, "after remove:\n{list}");
+    assert!(
+        !list.lines().any(|l| l.starts_with(&format!("{learner} "))),
+        "after remove:\n{list}"
+    );
+
+    // Unknown node: refused with a message, nothing changed.
+    let out = fsd_cli(&["members", "promote", "99", "--admin", &admin]);
+    assert!(
+        !out.status.success(),
+        "promote of an unknown node succeeded: {out:?}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("99"), "error names the node: {err}");
+    assert_eq!(members().lines().count(), 3);
+
+    let c1 = zk_connect(&cluster.node(1).client_addr()).await;
+    c1.create("/after-remove", b"y", &persistent())
+        .await
+        .expect("write after the removal");
+}
