@@ -9,23 +9,28 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ChangeMembers, ServerState};
+use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::network::client::{CallError, PeerPool};
+use crate::network::client::PeerPool;
 use crate::network::message::{LocalStatus, MembershipChange, PeerRequest, PeerResponse};
 use crate::network::raft::RaftNetworkPool;
-use crate::network::server::{self, PeerService};
+use crate::network::server::{self};
 use crate::session::SessionTracker;
 use crate::store::{ApplyListener, LogStore, Replica, StateMachineStore};
 use crate::tree::{SessionId, Tree, TxnBody, TxnOutcome, Zxid};
 use crate::types::typ::Raft;
 use crate::types::{Applied, NodeId, Proposal};
 use crate::{metrics, Error, Result};
+
+mod inner;
+mod keeper;
+mod peer;
+
+use inner::{unavailable, unexpected};
 
 /// How to run one replica.
 #[derive(Debug, Clone)]
@@ -202,9 +207,11 @@ pub async fn start(config: NodeConfig) -> Result<Handle> {
         handle.initialize_once().await?;
     }
     if let Some(join) = inner.config.join.clone() {
-        inner.tasks.spawn(join_as_learner(inner.clone(), join));
+        inner
+            .tasks
+            .spawn(keeper::join_as_learner(inner.clone(), join));
     }
-    inner.tasks.spawn(keeper(inner.clone()));
+    inner.tasks.spawn(keeper::keeper(inner.clone()));
     Ok(handle)
 }
 
@@ -464,392 +471,6 @@ impl Handle {
         let _ = tokio::time::timeout(Duration::from_secs(2), inner.tasks.wait()).await;
         if let Err(e) = inner.db.flush_async().await {
             tracing::error!(error = %e, "flushing storage at shutdown failed");
-        }
-    }
-}
-
-fn unavailable(e: impl std::fmt::Display) -> Error {
-    Error::Unavailable {
-        reason: e.to_string(),
-    }
-}
-
-fn unexpected(resp: &PeerResponse) -> Error {
-    Error::Unavailable {
-        reason: format!("unexpected peer reply {resp:?}"),
-    }
-}
-
-fn client_write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> Error {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => Error::NotLeader {
-            leader: f.leader_id,
-        },
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => Error::Membership {
-            reason: c.to_string(),
-        },
-        RaftError::Fatal(f) => Error::Unavailable {
-            reason: f.to_string(),
-        },
-    }
-}
-
-impl Inner {
-    /// The leader's peer address, `None` if this node leads; `Err(NotLeader)` if unknown.
-    fn leader(&self) -> Result<Option<String>> {
-        let metrics = self.raft.metrics().borrow().clone();
-        match metrics.current_leader {
-            Some(id) if id == self.config.id => Ok(None),
-            Some(id) => match metrics.membership_config.membership().get_node(&id) {
-                Some(node) => Ok(Some(node.addr.clone())),
-                None => Err(Error::NotLeader { leader: Some(id) }),
-            },
-            None => Err(Error::NotLeader { leader: None }),
-        }
-    }
-
-    fn is_leader(&self) -> bool {
-        matches!(self.leader(), Ok(None))
-    }
-
-    /// Runs `op` against the current leader, retrying while there is none or it moved, until
-    /// `deadline`. `op` gets `None` when this node is the leader, else the leader's address.
-    async fn with_leader<T, F, Fut>(self: &Arc<Self>, deadline: Instant, op: F) -> Result<T>
-    where
-        F: Fn(Arc<Inner>, Option<String>) -> Fut,
-        Fut: std::future::Future<Output = Result<T>>,
-    {
-        loop {
-            let attempt = match self.leader() {
-                Ok(leader) => op(self.clone(), leader).await,
-                Err(e) => Err(e),
-            };
-            match attempt {
-                Err(Error::NotLeader { .. }) if Instant::now() < deadline => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                Err(Error::NotLeader { .. }) => {
-                    return Err(Error::Unavailable {
-                        reason: format!("no leader within {:?}", self.config.write_timeout),
-                    })
-                }
-                other => return other,
-            }
-        }
-    }
-
-    /// Sends `req` to a peer. A request that was never sent reads as `NotLeader` so the
-    /// caller retries; one that may have been applied reads as `Unavailable`.
-    async fn call(&self, addr: &str, req: PeerRequest, deadline: Instant) -> Result<PeerResponse> {
-        let timeout = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(10));
-        match self.pool.get(addr).call(req, timeout).await {
-            Ok(resp) => Ok(resp),
-            Err(CallError::Unreachable { .. }) => Err(Error::NotLeader { leader: None }),
-            Err(e @ CallError::NoAnswer { .. }) => Err(Error::Unavailable {
-                reason: e.to_string(),
-            }),
-        }
-    }
-
-    async fn write_local(&self, proposal: Proposal, deadline: Instant) -> Result<Applied> {
-        match tokio::time::timeout_at(deadline.into(), self.raft.client_write(proposal)).await {
-            Ok(Ok(resp)) => Ok(resp.data),
-            Ok(Err(e)) => Err(client_write_error(e)),
-            Err(_) => Err(Error::Unavailable {
-                reason: "write not committed in time (no quorum?)".into(),
-            }),
-        }
-    }
-
-    async fn read_index(&self) -> Result<u64> {
-        match self.raft.get_read_log_id().await {
-            Ok((read, _)) => Ok(read.map_or(0, |l| l.index)),
-            Err(RaftError::APIError(e)) => match e {
-                openraft::error::CheckIsLeaderError::ForwardToLeader(f) => Err(Error::NotLeader {
-                    leader: f.leader_id,
-                }),
-                openraft::error::CheckIsLeaderError::QuorumNotEnough(q) => {
-                    Err(Error::Unavailable {
-                        reason: q.to_string(),
-                    })
-                }
-            },
-            Err(RaftError::Fatal(f)) => Err(Error::Unavailable {
-                reason: f.to_string(),
-            }),
-        }
-    }
-
-    async fn change_membership(self: &Arc<Self>, change: MembershipChange) -> Result<()> {
-        let deadline = Instant::now() + self.config.write_timeout * 6;
-        self.with_leader(deadline, |inner, leader| {
-            let change = change.clone();
-            async move {
-                match leader {
-                    Some(addr) => match inner
-                        .call(&addr, PeerRequest::Membership(change), deadline)
-                        .await?
-                    {
-                        PeerResponse::Membership(r) => r,
-                        other => Err(unexpected(&other)),
-                    },
-                    None => inner.change_membership_here(change).await,
-                }
-            }
-        })
-        .await
-    }
-
-    async fn change_membership_here(&self, change: MembershipChange) -> Result<()> {
-        let membership = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .clone();
-        let known = |id: &NodeId| membership.get_node(id).is_some();
-        let result = match change {
-            MembershipChange::AddLearner { id, addr } => {
-                if let Some(node) = membership.get_node(&id) {
-                    if node.addr == addr {
-                        return Ok(()); // already a member at that address: joining again is fine
-                    }
-                    return Err(Error::Membership {
-                        reason: format!("node {id} is already a member at {}", node.addr),
-                    });
-                }
-                self.raft.add_learner(id, BasicNode { addr }, false).await
-            }
-            MembershipChange::Promote { id } => {
-                if !known(&id) {
-                    return Err(Error::Membership {
-                        reason: format!("node {id} is not a member"),
-                    });
-                }
-                self.raft
-                    .change_membership(ChangeMembers::AddVoterIds([id].into()), false)
-                    .await
-            }
-            MembershipChange::Remove { id } => {
-                if !known(&id) {
-                    return Err(Error::Membership {
-                        reason: format!("node {id} is not a member"),
-                    });
-                }
-                let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-                if voters.contains(&id) {
-                    if voters.len() == 1 {
-                        return Err(Error::Membership {
-                            reason: "cannot remove the last voter".into(),
-                        });
-                    }
-                    self.raft
-                        .change_membership(ChangeMembers::RemoveVoters([id].into()), false)
-                        .await
-                } else {
-                    self.raft
-                        .change_membership(ChangeMembers::RemoveNodes([id].into()), false)
-                        .await
-                }
-            }
-        };
-        result.map(|_| ()).map_err(client_write_error)
-    }
-
-    fn local_status(&self) -> LocalStatus {
-        let m = self.raft.metrics().borrow().clone();
-        let role = match m.state {
-            ServerState::Leader => "leader",
-            ServerState::Follower => "follower",
-            ServerState::Candidate => "candidate",
-            ServerState::Learner => "learner",
-            ServerState::Shutdown => "shutdown",
-        };
-        let (znodes, sessions) = self
-            .replica
-            .read(|t| (t.znode_count() as u64, t.sessions().count() as u64));
-        LocalStatus {
-            id: self.config.id,
-            role: role.into(),
-            term: m.current_term,
-            leader: m.current_leader,
-            last_log_index: m.last_log_index.unwrap_or(0),
-            applied_index: m.last_applied.map_or(0, |l| l.index),
-            znodes,
-            sessions,
-        }
-    }
-}
-
-impl PeerService for Inner {
-    async fn handle(&self, req: PeerRequest) -> PeerResponse {
-        match req {
-            PeerRequest::AppendEntries(rpc) => {
-                PeerResponse::AppendEntries(self.raft.append_entries(rpc).await)
-            }
-            PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
-            PeerRequest::InstallSnapshot(rpc) => {
-                PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
-            }
-            PeerRequest::Propose(p) => {
-                let deadline = Instant::now() + self.config.write_timeout;
-                let result = if self.is_leader() {
-                    self.write_local(p, deadline).await
-                } else {
-                    Err(Error::NotLeader {
-                        leader: self.raft.metrics().borrow().current_leader,
-                    })
-                };
-                PeerResponse::Propose(result)
-            }
-            PeerRequest::ReadIndex => PeerResponse::ReadIndex(self.read_index().await),
-            PeerRequest::Touch(sessions) => {
-                lock(&self.touched).extend(sessions);
-                PeerResponse::Touched
-            }
-            PeerRequest::Membership(change) => {
-                // Any member accepts a change (a learner joins through whichever it was
-                // given); one that does not lead passes it on to the leader.
-                let deadline = Instant::now() + self.config.write_timeout * 6;
-                let result = match self.leader() {
-                    Ok(None) => self.change_membership_here(change).await,
-                    Ok(Some(addr)) => match self
-                        .call(&addr, PeerRequest::Membership(change), deadline)
-                        .await
-                    {
-                        Ok(PeerResponse::Membership(r)) => r,
-                        Ok(other) => Err(unexpected(&other)),
-                        Err(e) => Err(e),
-                    },
-                    Err(e) => Err(e),
-                };
-                PeerResponse::Membership(result)
-            }
-            PeerRequest::Status => PeerResponse::Status(self.local_status()),
-        }
-    }
-}
-
-/// Asks the cluster, through `join`, to add this node as a learner; retries until it is a
-/// member or the node stops.
-async fn join_as_learner(inner: Arc<Inner>, join: String) {
-    let change = MembershipChange::AddLearner {
-        id: inner.config.id,
-        addr: inner.config.advertise.clone(),
-    };
-    loop {
-        let is_member = inner
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&inner.config.id)
-            .is_some();
-        if is_member {
-            tracing::info!("member of the cluster");
-            return;
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        match inner
-            .call(&join, PeerRequest::Membership(change.clone()), deadline)
-            .await
-        {
-            Ok(PeerResponse::Membership(Ok(()))) => {
-                tracing::info!(via = %join, "joined as learner")
-            }
-            Ok(other) => tracing::warn!(via = %join, reply = ?other, "join refused; retrying"),
-            Err(e) => tracing::warn!(via = %join, error = %e, "join failed; retrying"),
-        }
-        tokio::select! {
-            _ = inner.cancel.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-        }
-    }
-}
-
-/// The session keeper: reports local activity to the leader; on the leader, tracks deadlines,
-/// proposes expiries, and reaps containers and TTL nodes.
-async fn keeper(inner: Arc<Inner>) {
-    let mut ticker = tokio::time::interval(inner.config.keeper_period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut led_term = None;
-    loop {
-        tokio::select! {
-            _ = inner.cancel.cancelled() => return,
-            _ = ticker.tick() => {}
-        }
-        let touched: Vec<SessionId> = lock(&inner.touched).drain().collect();
-        let metrics = inner.raft.metrics().borrow().clone();
-        let leading =
-            metrics.current_leader == Some(inner.config.id) && metrics.state == ServerState::Leader;
-        if !leading {
-            led_term = None;
-            if !touched.is_empty() {
-                if let Ok(Some(addr)) = inner.leader() {
-                    let client = inner.pool.get(&addr);
-                    let period = inner.config.keeper_period;
-                    tokio::spawn(async move {
-                        let _ = client.call(PeerRequest::Touch(touched), period * 5).await;
-                    });
-                }
-            }
-            continue;
-        }
-        if led_term != Some(metrics.current_term) {
-            // New leadership: every session's timer starts afresh (ZooKeeper does the same).
-            lock(&inner.tracker).clear();
-            led_term = Some(metrics.current_term);
-        }
-        let now = Instant::now();
-        let expired = {
-            let mut tracker = lock(&inner.tracker);
-            inner.replica.read(|tree| {
-                let live: Vec<(SessionId, i32)> =
-                    tree.sessions().map(|(id, s)| (id, s.timeout_ms)).collect();
-                let gone: Vec<SessionId> = tracker
-                    .sessions()
-                    .filter(|id| tree.session(*id).is_none())
-                    .collect();
-                for id in gone {
-                    tracker.remove(id);
-                }
-                for (id, timeout_ms) in live {
-                    let timeout = Duration::from_millis(timeout_ms.max(0) as u64);
-                    if !tracker.contains(id) || touched.contains(&id) {
-                        tracker.touch(id, now, timeout);
-                    }
-                }
-            });
-            let expired = tracker.expired(now);
-            // Give each expiry one period before it is proposed again.
-            for id in &expired {
-                tracker.touch(*id, now, inner.config.write_timeout);
-            }
-            expired
-        };
-        let reapable = inner.replica.read(|tree| tree.reapable(now_ms()));
-        let handle = Handle {
-            inner: inner.clone(),
-        };
-        for session in expired {
-            let handle = handle.clone();
-            tokio::spawn(async move {
-                tracing::info!(session = format_args!("{session:#x}"), "session expired");
-                if let Err(e) = handle.close_session(session).await {
-                    tracing::warn!(error = %e, "proposing session expiry failed");
-                }
-            });
-        }
-        for (path, version) in reapable.into_iter().take(100) {
-            let handle = handle.clone();
-            tokio::spawn(async move {
-                let op = crate::tree::Op::Delete { path, version };
-                let _ = handle.propose(0, TxnBody::Op(op)).await;
-            });
         }
     }
 }
