@@ -55,10 +55,14 @@ async fn status(State(s): State<AdminState>) -> Json<serde_json::Value> {
 }
 
 async fn health(State(s): State<AdminState>) -> Response {
-    if s.node.is_healthy() {
+    if s.node.is_healthy().await {
         (StatusCode::OK, "ok\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "no leader\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no leader, or not caught up\n",
+        )
+            .into_response()
     }
 }
 

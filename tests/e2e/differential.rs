@@ -311,18 +311,6 @@ fn step(note: &'static str, op: Op) -> Row {
 }
 
 /// A row whose difference is deliberate (see the `// KNOWN DIFFERENCE:` comment at its use).
-/// A row that differs only because ACL enforcement, ACL validation and authentication
-/// schemes (issue 3) are not built yet: printed as a known difference, not failed. Turn these
-/// back into `step` when issue 3 lands.
-// KNOWN DIFFERENCE: ACLs are stored and returned but not enforced or validated yet (issue 3).
-fn acl_pending(note: &'static str, op: Op) -> Row {
-    known(
-        "ACL enforcement and auth schemes are issue 3's scope, not built yet",
-        note,
-        op,
-    )
-}
-
 fn known(why: &'static str, note: &'static str, op: Op) -> Row {
     Row {
         note,
@@ -1618,16 +1606,16 @@ async fn differential_znode_operations() {
         step("getACL after", get_acl(0, "/acl/ro")),
         step("stat after setACL (aversion)", exists(0, "/acl/ro")),
         step("read-only: getData", get(0, "/acl/ro")),
-        acl_pending("read-only: setData NoAuth", set(0, "/acl/ro", b"x", None)),
-        acl_pending(
+        step("read-only: setData NoAuth", set(0, "/acl/ro", b"x", None)),
+        step(
             "read-only: create child NoAuth",
             create(0, "/acl/ro/c", b"", P),
         ),
-        acl_pending(
+        step(
             "read-only: setACL NoAuth",
             set_acl(0, "/acl/ro", AnyoneAll, None),
         ),
-        acl_pending(
+        step(
             "read-only: delete (parent's DELETE)",
             delete(0, "/acl/ro", None),
         ),
@@ -1635,19 +1623,19 @@ async fn differential_znode_operations() {
             "setACL empty",
             set_acl(0, "/a", AclSpec::List(vec![]), None),
         ),
-        acl_pending(
+        step(
             "create world:nobody",
             create_acl(0, "/acl/bad1", AclSpec::List(vec![(31, "world", "nobody")])),
         ),
-        acl_pending(
+        step(
             "create unknown scheme",
             create_acl(0, "/acl/bad2", AclSpec::List(vec![(31, "bogus", "x")])),
         ),
-        acl_pending(
+        step(
             "create digest without a hash",
             create_acl(0, "/acl/bad3", AclSpec::List(vec![(31, "digest", "alice")])),
         ),
-        acl_pending(
+        step(
             "create auth ACL without auth",
             create_acl(0, "/acl/bad4", CreatorAll),
         ),
@@ -1660,13 +1648,13 @@ async fn differential_znode_operations() {
             "create ip ACL (elsewhere)",
             create_acl(0, "/acl/ipfar", AclSpec::List(vec![(31, "ip", "10.1.2.3")])),
         ),
-        acl_pending("ip elsewhere: getData NoAuth", get(0, "/acl/ipfar")),
+        step("ip elsewhere: getData NoAuth", get(0, "/acl/ipfar")),
         step("ip elsewhere: exists", exists(0, "/acl/ipfar")),
-        acl_pending(
+        step(
             "ip elsewhere: getChildren NoAuth",
             children(0, "/acl/ipfar"),
         ),
-        acl_pending("ip elsewhere: getACL", get_acl(0, "/acl/ipfar")),
+        step("ip elsewhere: getACL", get_acl(0, "/acl/ipfar")),
         step(
             "create ip ACL (subnet, READ)",
             create_acl(
@@ -1676,7 +1664,7 @@ async fn differential_znode_operations() {
             ),
         ),
         step("ip subnet: getData", get(0, "/acl/ipnet")),
-        acl_pending(
+        step(
             "ip subnet: setData NoAuth",
             set(0, "/acl/ipnet", b"x", None),
         ),
@@ -1698,15 +1686,15 @@ async fn differential_znode_operations() {
                 auth: b"alice:secret",
             },
         ),
-        acl_pending("whoAmI after addAuth", Op::WhoAmI { s: 1 }),
+        step("whoAmI after addAuth", Op::WhoAmI { s: 1 }),
         step("creator ACL", create_acl(1, "/secret", CreatorAll)),
-        acl_pending("creator ACL: getACL (digest hash)", get_acl(1, "/secret")),
+        step("creator ACL: getACL (digest hash)", get_acl(1, "/secret")),
         step("creator: getData", get(1, "/secret")),
-        acl_pending("other: getData NoAuth", get(0, "/secret")),
+        step("other: getData NoAuth", get(0, "/secret")),
         step("other: exists", exists(0, "/secret")),
-        acl_pending("other: getChildren NoAuth", children(0, "/secret")),
-        acl_pending("other: getACL", get_acl(0, "/secret")),
-        acl_pending("other: setData NoAuth", set(0, "/secret", b"x", None)),
+        step("other: getChildren NoAuth", children(0, "/secret")),
+        step("other: getACL", get_acl(0, "/secret")),
+        step("other: setData NoAuth", set(0, "/secret", b"x", None)),
         step(
             "digest ACL given explicitly",
             create_acl(
@@ -1716,6 +1704,61 @@ async fn differential_znode_operations() {
             ),
         ),
         step("explicit digest: getData by alice", get(1, "/secret2")),
+        step(
+            "digest ACL, world READ",
+            create_acl(
+                1,
+                "/secret3",
+                AclSpec::List(vec![
+                    (1, "world", "anyone"),
+                    (31, "digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E="),
+                ]),
+            ),
+        ),
+        step("getACL without ADMIN (hash hidden)", get_acl(0, "/secret3")),
+        step("getACL with ADMIN", get_acl(1, "/secret3")),
+        step(
+            "delete a missing child of a READ-only parent",
+            delete(0, "/acl/ipnet/zz", None),
+        ),
+        step(
+            "multi: NoAuth in the middle",
+            multi(
+                0,
+                vec![
+                    MOp::Create("/acl/m1", b"", P),
+                    MOp::SetData("/acl/ipnet", b"x", None),
+                    MOp::Create("/acl/m2", b"", P),
+                ],
+            ),
+        ),
+        step(
+            "multi: an earlier failure beats NoAuth",
+            multi(
+                0,
+                vec![
+                    MOp::Check("/acl/zz", 0),
+                    MOp::SetData("/acl/ipnet", b"x", None),
+                ],
+            ),
+        ),
+        step(
+            "multi: check needs READ",
+            multi(0, vec![MOp::Check("/secret", 0)]),
+        ),
+        step(
+            "multi: check with READ",
+            multi(1, vec![MOp::Check("/secret", 0)]),
+        ),
+        step(
+            "addAuth ip",
+            Op::AddAuth {
+                s: 0,
+                scheme: "ip",
+                auth: b"",
+            },
+        ),
+        step("whoAmI after addAuth ip", Op::WhoAmI { s: 0 }),
         // the /zookeeper subtree
         step("/zookeeper children", children(0, "/zookeeper")),
         step("/zookeeper", get(0, "/zookeeper")),
@@ -1725,16 +1768,16 @@ async fn differential_znode_operations() {
         step("/zookeeper getACL", get_acl(0, "/zookeeper")),
         step("/zookeeper/config getACL", get_acl(0, "/zookeeper/config")),
         step("/zookeeper count", count(0, "/zookeeper")),
-        acl_pending(
+        step(
             "setData /zookeeper/config",
             set(0, "/zookeeper/config", b"x", None),
         ),
         step("delete /zookeeper", delete(0, "/zookeeper", None)),
         step("root at the end", children2(0, "/")),
-        acl_pending("count at the end", count(0, "/")),
+        step("count at the end", count(0, "/")),
         // a failed addAuth ends the session: last, on a session of its own
         step("session 2", open(2)),
-        acl_pending(
+        step(
             "addAuth unknown scheme",
             Op::AddAuth {
                 s: 2,
@@ -1742,7 +1785,7 @@ async fn differential_znode_operations() {
                 auth: b"x",
             },
         ),
-        acl_pending("session 2 after AuthFailed", exists(2, "/")),
+        step("session 2 after AuthFailed", exists(2, "/")),
     ];
     run(TEST, &mut targets, rows).await;
 }
@@ -1868,8 +1911,8 @@ async fn differential_multi_and_raw_requests() {
         step("raw create ACL perms 0", raw(0, rcreate_acl("/k/ra2", vec![(0, "world", "anyone")]))),
         step("raw create ACL perms 64", raw(0, rcreate_acl("/k/ra3", vec![(64 | 31, "world", "anyone")]))),
         step("raw getACL perms", raw(0, Raw::GetAcl("/k/ra3"))),
-        acl_pending("raw create ACL ip bad", raw(0, rcreate_acl("/k/ra4", vec![(31, "ip", "not-an-ip")]))),
-        acl_pending("raw create ACL x509", raw(0, rcreate_acl("/k/ra5", vec![(31, "x509", "CN=a")]))),
+        step("raw create ACL ip bad", raw(0, rcreate_acl("/k/ra4", vec![(31, "ip", "not-an-ip")]))),
+        step("raw create ACL x509", raw(0, rcreate_acl("/k/ra5", vec![(31, "x509", "CN=a")]))),
         step("raw setACL empty", raw(0, Raw::SetAcl("/r", vec![], -1))),
         step("raw setACL bad version", raw(0, Raw::SetAcl("/r", OPEN_ACL.to_vec(), 5))),
         step("raw setACL", raw(0, Raw::SetAcl("/r", OPEN_ACL.to_vec(), 0))),

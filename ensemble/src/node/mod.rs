@@ -32,6 +32,9 @@ mod peer;
 
 use inner::{unavailable, unexpected};
 
+/// How many entries a node may trail the leader's log by and still report itself healthy.
+pub const CAUGHT_UP_SLACK: u64 = 1000;
+
 /// How to run one replica.
 #[derive(Debug, Clone)]
 pub struct NodeConfig {
@@ -454,10 +457,28 @@ impl Handle {
         }
     }
 
-    /// Whether this node knows a leader and has applied everything it knows to be committed.
-    pub fn is_healthy(&self) -> bool {
-        let m = self.inner.raft.metrics().borrow().clone();
-        m.current_leader.is_some() && m.running_state.is_ok()
+    /// Whether this node serves: it knows a leader, and its replica has applied all but at
+    /// most [`CAUGHT_UP_SLACK`] of the entries in the leader's log (asked of the leader; a
+    /// leader that does not answer makes the node unhealthy).
+    pub async fn is_healthy(&self) -> bool {
+        let inner = &self.inner;
+        let m = inner.raft.metrics().borrow().clone();
+        if m.running_state.is_err() {
+            return false;
+        }
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        let leader_last = match inner.leader() {
+            Ok(None) => m.last_log_index.unwrap_or(0),
+            Ok(Some(addr)) => {
+                let deadline = Instant::now() + Duration::from_millis(500);
+                match inner.call(&addr, PeerRequest::Status, deadline).await {
+                    Ok(PeerResponse::Status(s)) => s.last_log_index,
+                    _ => return false,
+                }
+            }
+            Err(_) => return false,
+        };
+        leader_last.saturating_sub(applied) <= CAUGHT_UP_SLACK
     }
 
     /// Stops the node: peer server, keeper, Raft, then flushes storage.

@@ -14,4 +14,4 @@ mod path;
 
 pub use data_tree::{SessionInfo, Tree};
 pub use model::*;
-pub use path::validate_path;
+pub use path::{validate_path, SPECIAL_PATHS};

@@ -7,8 +7,7 @@ use crate::{Error, Result};
 
 /// Paths that exist from the start and can never be deleted (ZooKeeper's
 /// `DataTree.isSpecialPath`).
-pub(super) const SPECIAL_PATHS: [&str; 4] =
-    ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
+pub const SPECIAL_PATHS: [&str; 4] = ["/", "/zookeeper", "/zookeeper/quota", "/zookeeper/config"];
 
 /// Checks `path` with ZooKeeper's `PathUtils.validatePath(path, sequential)` rules.
 ///

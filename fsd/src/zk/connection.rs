@@ -4,7 +4,7 @@
 //! only; a client that stops reading is closed when its outbox fills.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::acl::{self, AuthId};
 use super::ops::Outcome;
 use super::proto::jute::Jute;
 use super::proto::opcode::{PING_XID, SET_WATCHES_XID};
@@ -29,13 +30,16 @@ const MAX_FRAME: usize = 1024 * 1024 + 64 * 1024;
 /// Frames a connection may have queued before it counts as not reading.
 const OUTBOX_FRAMES: usize = 4096;
 
-/// What a request runs with: the node, the session it belongs to, this connection's watches.
+/// What a request runs with: the node, the session it belongs to, this connection's watches
+/// and the ids it has authenticated as.
 pub(crate) struct Session {
     pub node: Handle,
     pub id: SessionId,
     pub conn: ConnId,
     pub watches: Arc<WatchTable>,
-    pub peer_ip: String,
+    /// `ip:<peer address>`, then whatever addAuth added. Per connection, as in ZooKeeper:
+    /// a client re-authenticates after reconnecting.
+    pub auth: Mutex<Vec<AuthId>>,
 }
 
 /// Why a connection ended (logged at debug).
@@ -184,7 +188,7 @@ async fn run(
         id: session,
         conn,
         watches: server.watches.clone(),
-        peer_ip: peer.ip().to_string(),
+        auth: Mutex::new(acl::initial_ids(peer.ip())),
     };
     // The server closes a connection that stays silent for the whole session timeout.
     let idle = Duration::from_millis(timeout_ms.max(1) as u64);
@@ -228,9 +232,11 @@ async fn run(
         server.count_request();
         let started = Instant::now();
         let closing = matches!(request, Request::CloseSession);
+        // ZooKeeper answers addAuth with zxid 0.
+        let is_auth = matches!(request, Request::Auth(_));
         let outcome = ctx.execute(request).await;
         server.record_latency(started.elapsed());
-        let zxid = node.last_zxid();
+        let zxid = if is_auth { 0 } else { node.last_zxid() };
         let mut out = BytesMut::new();
         let close_after = match outcome {
             Outcome::Reply(err, body) => {
@@ -255,8 +261,8 @@ async fn run(
                 }
                 false
             }
-            Outcome::ReplyAndClose => {
-                proto::encode_reply(header.xid, zxid, ErrorCode::Ok, None, &mut out);
+            Outcome::ReplyAndClose(err) => {
+                proto::encode_reply(header.xid, zxid, err, None, &mut out);
                 true
             }
         };

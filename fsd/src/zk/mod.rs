@@ -2,6 +2,7 @@
 //! (`connection`), request execution (`ops`), the watch table (`watches`) and the mapping
 //! of ensemble errors to ZooKeeper codes (`error`). [`Server`] owns what connections share.
 
+mod acl;
 mod connection;
 mod error;
 mod ops;

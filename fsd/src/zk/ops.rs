@@ -1,15 +1,23 @@
 //! Executes one decoded client request against the replica: reads from the local tree,
 //! writes through the ensemble, watches in the node's [`WatchTable`]. It maps between the
 //! wire records and the ensemble's types and nothing else; framing and the session
-//! handshake belong to `connection`.
+//! handshake belong to `connection`, the ACL rules to `acl`.
+//!
+//! ACLs are enforced as ZooKeeper does, NoNode before NoAuth: reads check the node's ACL
+//! on the local replica inside the read. Writes are checked before they are proposed (see
+//! [`Session::authorize`]).
+
+use std::collections::HashMap;
 
 use quorumfs_ensemble::tree::{self as zt, Op, OpResult, Tree, TxnBody, TxnOutcome};
 use quorumfs_ensemble::Error;
 
+use super::acl::{self, ADMIN, CREATE, DELETE, READ, WRITE};
+
 use super::connection::Session;
 use super::error::error_code;
 use super::proto::records::{
-    Acl, ClientInfo, Create2Response, CreateRequest, CreateResponse, GetAclResponse,
+    Acl, Create2Response, CreateRequest, CreateResponse, GetAclResponse,
     GetAllChildrenNumberResponse, GetChildren2Response, GetChildrenResponse, GetDataResponse,
     GetEphemeralsResponse, Id, Stat, SyncResponse, WhoAmIResponse,
 };
@@ -25,8 +33,10 @@ pub(crate) enum Outcome {
     Reply(ErrorCode, Option<Response>),
     /// Send a header-only OK reply, then these notifications (setWatches).
     ReplyThenEvents(Vec<(EventType, String)>),
-    /// Reply OK and close the connection (closeSession).
-    ReplyAndClose,
+    /// Reply with this code and close the connection: OK after closeSession; AuthFailed
+    /// after a failed addAuth, which ends the connection but not the session (ZooKeeper's
+    /// `ZooKeeperServer.processPacket`).
+    ReplyAndClose(ErrorCode),
 }
 
 fn ok(resp: Response) -> Outcome {
@@ -194,7 +204,7 @@ impl Session {
         match req {
             Request::Ping => Outcome::Reply(ErrorCode::Ok, None),
             Request::CloseSession => match self.node.close_session(self.id).await {
-                Ok(()) => Outcome::ReplyAndClose,
+                Ok(()) => Outcome::ReplyAndClose(ErrorCode::Ok),
                 Err(e) => err(&e),
             },
             Request::Create(r) => self.create(&r, None, CreateReply::PathOnly).await,
@@ -245,6 +255,7 @@ impl Session {
             }
             Request::Check(r) => self.node.read(|t| match t.stat(&r.path) {
                 None => code(ErrorCode::NoNode),
+                Some(_) if self.denied(t, &r.path, READ) => code(ErrorCode::NoAuth),
                 Some(s) if r.version != -1 && r.version != s.version => code(ErrorCode::BadVersion),
                 Some(s) => ok(Response::Check(wire_stat(&s))),
             }),
@@ -265,6 +276,7 @@ impl Session {
                 }
             }
             Request::GetData(r) => self.node.read(|t| match t.get(read_path(&r.path)) {
+                Ok(_) if self.denied(t, read_path(&r.path), READ) => code(ErrorCode::NoAuth),
                 Ok((data, stat)) => {
                     if r.watch {
                         self.watches
@@ -277,12 +289,24 @@ impl Session {
                 }
                 Err(e) => err(&e),
             }),
-            Request::GetAcl(r) => self.node.read(|t| match t.acl(read_path(&r.path)) {
-                Ok((acl, stat)) => ok(Response::GetAcl(GetAclResponse {
-                    acl: wire_acl(&acl),
-                    stat: wire_stat(&stat),
-                })),
-                Err(e) => err(&e),
+            Request::GetAcl(r) => self.node.read(|t| {
+                let path = read_path(&r.path);
+                match t.acl(path) {
+                    Ok(_) if self.denied(t, path, READ | ADMIN) => code(ErrorCode::NoAuth),
+                    Ok((acl, stat)) => {
+                        // Without ADMIN, digest hashes are hidden (ZooKeeper 3.8).
+                        let acl = if self.denied(t, path, ADMIN) {
+                            acl::redact(acl)
+                        } else {
+                            acl
+                        };
+                        ok(Response::GetAcl(GetAclResponse {
+                            acl: wire_acl(&acl),
+                            stat: wire_stat(&stat),
+                        }))
+                    }
+                    Err(e) => err(&e),
+                }
             }),
             Request::GetChildren(r) => {
                 self.node
@@ -290,7 +314,7 @@ impl Session {
                         Ok((children, _)) => {
                             ok(Response::GetChildren(GetChildrenResponse { children }))
                         }
-                        Err(e) => err(&e),
+                        Err(c) => code(c),
                     })
             }
             Request::GetChildren2(r) => {
@@ -300,12 +324,15 @@ impl Session {
                             children,
                             stat: wire_stat(&stat),
                         })),
-                        Err(e) => err(&e),
+                        Err(c) => code(c),
                     })
             }
             Request::GetAllChildrenNumber(r) => {
                 self.node
                     .read(|t| match t.count_descendants(read_path(&r.path)) {
+                        Ok(_) if self.denied(t, read_path(&r.path), READ) => {
+                            code(ErrorCode::NoAuth)
+                        }
                         Ok(n) => ok(Response::GetAllChildrenNumber(
                             GetAllChildrenNumberResponse {
                                 total_number: i32::try_from(n).unwrap_or(i32::MAX),
@@ -368,22 +395,25 @@ impl Session {
             }
             Request::RemoveWatches(r) => self.remove_watches(&r.path, r.watcher_type, true),
             Request::CheckWatches(r) => self.remove_watches(&r.path, r.watcher_type, false),
-            Request::Auth(_) => Outcome::Reply(ErrorCode::Ok, None),
+            Request::Auth(r) => match acl::authenticate(&mut self.ids(), &r.scheme, &r.auth) {
+                Ok(()) => Outcome::Reply(ErrorCode::Ok, None),
+                Err(c) => Outcome::ReplyAndClose(c),
+            },
             Request::WhoAmI => ok(Response::WhoAmI(WhoAmIResponse {
-                client_info: vec![ClientInfo {
-                    auth_scheme: "ip".into(),
-                    user: self.peer_ip.clone(),
-                }],
+                client_info: acl::client_info(&self.ids()),
             })),
             Request::Unknown(_) => code(ErrorCode::Unimplemented),
         }
     }
 
     async fn create(&self, req: &CreateRequest, ttl: Option<i64>, reply: CreateReply) -> Outcome {
-        let op = match create_op(req, ttl) {
+        let mut op = match create_op(req, ttl) {
             Ok(op) => op,
             Err(c) => return code(c),
         };
+        if let Err(c) = self.authorize_one(&mut op) {
+            return code(c);
+        }
         match self.node.propose(self.id, TxnBody::Op(op)).await {
             Ok(applied) => match applied.outcome {
                 Some(TxnOutcome::Op(Ok(OpResult::Created { path, stat }))) => match reply {
@@ -400,7 +430,10 @@ impl Session {
         }
     }
 
-    async fn write(&self, op: Op) -> Outcome {
+    async fn write(&self, mut op: Op) -> Outcome {
+        if let Err(c) = self.authorize_one(&mut op) {
+            return code(c);
+        }
         match self.node.propose(self.id, TxnBody::Op(op)).await {
             Ok(applied) => match applied.outcome {
                 Some(TxnOutcome::Op(Ok(OpResult::Deleted))) => Outcome::Reply(ErrorCode::Ok, None),
@@ -420,15 +453,27 @@ impl Session {
     async fn multi(&self, ops: &[MultiOp]) -> Outcome {
         let mut tree_ops = Vec::with_capacity(ops.len());
         let mut replies = Vec::with_capacity(ops.len());
-        for (index, op) in ops.iter().enumerate() {
-            match multi_op(op) {
-                Ok((op, reply)) => {
-                    tree_ops.push(op);
-                    replies.push(reply);
+        // The first op refused before proposing (bad flags, invalid ACL, NoAuth), checked in
+        // order against the local tree and the changes of the ops before it.
+        let refused = self.node.read(|t| {
+            let mut pending = Pending::new();
+            for (index, op) in ops.iter().enumerate() {
+                let checked = multi_op(op).and_then(|(mut op, reply)| {
+                    self.authorize(t, &mut op, &mut pending)?;
+                    Ok((op, reply))
+                });
+                match checked {
+                    Ok((op, reply)) => {
+                        tree_ops.push(op);
+                        replies.push(reply);
+                    }
+                    Err(c) => return Some((index, c)),
                 }
-                // The header says OK; the per-op results carry the failure (ZooKeeper's shape).
-                Err(c) => return ok(Response::Multi(failed_multi(ops.len(), index, c))),
             }
+            None
+        });
+        if let Some((index, c)) = refused {
+            return self.refused_multi(tree_ops, ops.len(), index, c).await;
         }
         match self.node.propose(self.id, TxnBody::Multi(tree_ops)).await {
             Ok(applied) => match applied.outcome {
@@ -450,9 +495,127 @@ impl Session {
         }
     }
 
+    /// A multi whose op `index` was refused with `c` before proposing. ZooKeeper fails a
+    /// multi at its first failing op, so when an op before `index` would fail when applied,
+    /// that failure is the answer: the ops before `index` are proposed followed by an op
+    /// that always fails (a check of the empty path), which rolls the whole multi back.
+    async fn refused_multi(
+        &self,
+        before: Vec<Op>,
+        len: usize,
+        index: usize,
+        c: ErrorCode,
+    ) -> Outcome {
+        // The header says OK; the per-op results carry the failure (ZooKeeper's shape).
+        if index == 0 {
+            return ok(Response::Multi(failed_multi(len, index, c)));
+        }
+        let mut probe = before;
+        probe.push(Op::Check {
+            path: String::new(),
+            version: -1,
+        });
+        match self.node.propose(self.id, TxnBody::Multi(probe)).await {
+            Ok(applied) => match applied.outcome {
+                Some(TxnOutcome::Multi(Err(failure))) if failure.index < index => {
+                    let c = error_code(&failure.error);
+                    ok(Response::Multi(failed_multi(len, failure.index, c)))
+                }
+                Some(TxnOutcome::Multi(_)) => ok(Response::Multi(failed_multi(len, index, c))),
+                other => unexpected(other),
+            },
+            Err(e) => err(&e),
+        }
+    }
+
+    /// The ids this connection holds (a guard: do not hold it across an await).
+    fn ids(&self) -> std::sync::MutexGuard<'_, Vec<acl::AuthId>> {
+        self.auth
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether `path` exists in `t` and its ACL grants none of `perm` to this connection.
+    /// A missing node is not denied: the caller answers NoNode, as ZooKeeper does.
+    fn denied(&self, t: &Tree, path: &str, perm: i32) -> bool {
+        match t.acl(path) {
+            Ok((acl, _)) => !acl::allowed(&acl, perm, &self.ids()),
+            Err(_) => false,
+        }
+    }
+
+    /// [`Session::authorize`] for a write on its own.
+    fn authorize_one(&self, op: &mut Op) -> Result<(), ErrorCode> {
+        self.node
+            .read(|t| self.authorize(t, op, &mut Pending::new()))
+    }
+
+    /// ZooKeeper's `PrepRequestProcessor` ACL steps for one write, in its order: create and
+    /// setACL get their ACL validated and `auth` expanded (InvalidACL); then create needs
+    /// CREATE and delete DELETE on the parent, setData WRITE, setACL ADMIN and check READ on
+    /// the node (NoAuth). A missing node or parent, or a path ZooKeeper refuses earlier, is
+    /// left to the tree, which answers NoNode or BadArguments when the write is applied.
+    /// `pending` holds the ACLs of nodes created (`Some`) or deleted (`None`) by the ops
+    /// before this one in a multi.
+    ///
+    /// Judgement call: ZooKeeper checks on the leader, against its tree plus the changes not
+    /// yet applied; this checks on the replica the client is connected to, before proposing.
+    /// A write racing an ACL change (or reaching a lagging learner) may be judged against the
+    /// ACL just before or after it — the same window a client has between its own getACL and
+    /// write. The ACL is never checked inside the replicated state machine, so the log holds
+    /// no connection's credentials.
+    fn authorize(&self, t: &Tree, op: &mut Op, pending: &mut Pending) -> Result<(), ErrorCode> {
+        let ids = self.ids();
+        let acl_of = |pending: &Pending, path: &str| match pending.get(path) {
+            Some(acl) => acl.clone(),
+            None => t.acl(path).ok().map(|(acl, _)| acl),
+        };
+        let require = |pending: &Pending, path: &str, perm: i32| match acl_of(pending, path) {
+            Some(acl) if !acl::allowed(&acl, perm, &ids) => Err(ErrorCode::NoAuth),
+            _ => Ok(()),
+        };
+        match op {
+            Op::Create {
+                path, acl, mode, ..
+            } => {
+                let Some(parent) = parent(path) else {
+                    return Ok(());
+                };
+                *acl = acl::fixup(acl, &ids)?;
+                require(pending, parent, CREATE)?;
+                if !mode.is_sequential() {
+                    pending.insert(path.clone(), Some(acl.clone()));
+                }
+            }
+            Op::Delete { path, .. } => {
+                if zt::SPECIAL_PATHS.contains(&path.as_str()) {
+                    return Ok(());
+                }
+                let Some(parent) = parent(path) else {
+                    return Ok(());
+                };
+                require(pending, parent, DELETE)?;
+                pending.insert(path.clone(), None);
+            }
+            Op::SetData { path, .. } => require(pending, path, WRITE)?,
+            Op::Check { path, .. } => require(pending, path, READ)?,
+            Op::SetAcl { path, acl, .. } => {
+                if zt::validate_path(path, false).is_err() {
+                    return Ok(());
+                }
+                *acl = acl::fixup(acl, &ids)?;
+                require(pending, path, ADMIN)?;
+            }
+        }
+        Ok(())
+    }
+
     fn multi_read(&self, t: &Tree, op: &MultiReadOp) -> MultiOpResult {
         match op {
             MultiReadOp::GetData(r) => match t.get(&r.path) {
+                Ok(_) if self.denied(t, &r.path, READ) => MultiOpResult::Error {
+                    err: ErrorCode::NoAuth,
+                },
                 Ok((data, stat)) => {
                     if r.watch {
                         self.watches.add(self.conn, WatchKind::Data, &r.path);
@@ -468,9 +631,7 @@ impl Session {
             },
             MultiReadOp::GetChildren(r) => match self.children(t, &r.path, r.watch) {
                 Ok((children, _)) => MultiOpResult::GetChildren { children },
-                Err(e) => MultiOpResult::Error {
-                    err: error_code(&e),
-                },
+                Err(err) => MultiOpResult::Error { err },
             },
         }
     }
@@ -480,11 +641,12 @@ impl Session {
         t: &Tree,
         path: &str,
         watch: bool,
-    ) -> Result<(Vec<String>, zt::Stat), Error> {
-        let children = t.children(path)?;
-        let stat = t.stat(path).ok_or_else(|| Error::NoNode {
-            path: path.to_string(),
-        })?;
+    ) -> Result<(Vec<String>, zt::Stat), ErrorCode> {
+        let children = t.children(path).map_err(|e| error_code(&e))?;
+        let stat = t.stat(path).ok_or(ErrorCode::NoNode)?;
+        if self.denied(t, path, READ) {
+            return Err(ErrorCode::NoAuth);
+        }
         if watch {
             self.watches.add(self.conn, WatchKind::Child, path);
         }
@@ -550,6 +712,19 @@ impl Session {
             code(ErrorCode::NoWatcher)
         }
     }
+}
+
+/// The ACLs of the nodes a multi's earlier ops create (`Some`) or delete (`None`).
+type Pending = HashMap<String, Option<Vec<zt::Acl>>>;
+
+/// The parent ZooKeeper checks a create's or delete's ACL on (`/` for a top-level node), or
+/// `None` for a path it refuses before that (no `/`, or a NUL).
+fn parent(path: &str) -> Option<&str> {
+    if path.contains('\0') {
+        return None;
+    }
+    let slash = path.rfind('/')?;
+    Some(if slash == 0 { "/" } else { &path[..slash] })
 }
 
 /// A failed multi's per-op results: OK before the failing op, its code, then
