@@ -42,7 +42,11 @@ pub(crate) async fn run(config: RunConfig, shutdown: CancellationToken) -> anyho
             )
         })?;
 
-    let zk_server = Arc::new(zk::Server::new(node.clone(), config.tick));
+    let zk_server = Arc::new(zk::Server::new(
+        node.clone(),
+        config.tick,
+        config.super_digest.clone(),
+    ));
     let zk_cancel = shutdown.child_token();
     let zk_task = tokio::spawn(zk_server.clone().serve(client_listener, zk_cancel.clone()));
     let admin_state = admin::AdminState {

@@ -344,3 +344,66 @@ async fn oversize_data_is_refused_and_the_cluster_keeps_serving() {
     )
     .await;
 }
+
+/// ACLs hold across clients, and `--super-digest` names ZooKeeper's super user: a node only
+/// its creator may touch is NoAuth for another client until that client authenticates as the
+/// super user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_are_enforced_and_the_super_user_passes_them() {
+    // base64(sha1("super:admin")), ZooKeeper's documented example.
+    let cluster = Cluster::builder(1)
+        .arg("--super-digest")
+        .arg("super:xQJmxLMiHGwaqBvst5y6rkB6HQs=")
+        .start();
+    let addr = cluster.node(1).client_addr();
+
+    let alice = zk_connect(&addr).await;
+    alice
+        .auth("digest", b"alice:secret")
+        .await
+        .expect("addAuth alice");
+    let private =
+        zookeeper_client::CreateMode::Persistent.with_acls(zookeeper_client::Acls::creator_all());
+    alice
+        .create("/private", b"mine", &private)
+        .await
+        .expect("alice creates /private");
+
+    let bob = zk_connect(&addr).await;
+    let denied = bob.get_data("/private").await;
+    assert!(
+        matches!(denied, Err(zookeeper_client::Error::NoAuth)),
+        "bob reads /private: {denied:?}"
+    );
+    let denied = bob.set_data("/private", b"bob", None).await;
+    assert!(
+        matches!(denied, Err(zookeeper_client::Error::NoAuth)),
+        "bob writes /private: {denied:?}"
+    );
+
+    bob.auth("digest", b"super:wrong")
+        .await
+        .expect("addAuth with a wrong password still succeeds");
+    assert!(matches!(
+        bob.get_data("/private").await,
+        Err(zookeeper_client::Error::NoAuth)
+    ));
+
+    let root = zk_connect(&addr).await;
+    root.auth("digest", b"super:admin")
+        .await
+        .expect("addAuth super");
+    let (data, _) = root
+        .get_data("/private")
+        .await
+        .expect("super reads /private");
+    assert_eq!(data, b"mine");
+    root.set_data("/private", b"super", None)
+        .await
+        .expect("super writes /private");
+    let (data, _) = alice
+        .get_data("/private")
+        .await
+        .expect("alice reads /private");
+    assert_eq!(data, b"super");
+}

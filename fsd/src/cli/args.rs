@@ -79,6 +79,11 @@ pub(crate) struct RunArgs {
     /// Entries between snapshots (default 10000).
     #[arg(long)]
     pub snapshot_every: Option<u64>,
+    /// ZooKeeper's super user: `USER:BASE64HASH` as `fsd` prints for `addAuth digest
+    /// USER:PASSWORD` (base64 of SHA-1 of `USER:PASSWORD`); a client authenticated with it
+    /// passes every ACL.
+    #[arg(long)]
+    pub super_digest: Option<String>,
 }
 
 #[derive(Debug, Args)]

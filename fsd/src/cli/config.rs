@@ -27,6 +27,7 @@ struct FileConfig {
     session_timeout: Option<u64>,
     tick_ms: Option<u64>,
     snapshot_every: Option<u64>,
+    super_digest: Option<String>,
 }
 
 /// Everything `fsd run` needs, validated.
@@ -44,6 +45,8 @@ pub(crate) struct RunConfig {
     pub session_timeout: Duration,
     /// ZooKeeper tick: client timeouts are negotiated into [2, 20] ticks.
     pub tick: Duration,
+    /// ZooKeeper's super-user digest, `user:base64hash`.
+    pub super_digest: Option<String>,
 }
 
 /// The data directory used when none is given.
@@ -161,6 +164,15 @@ impl RunConfig {
         if session_timeout < 100 {
             bail!("--session-timeout must be at least 100 ms");
         }
+        let super_digest = args.super_digest.clone().or(file.super_digest);
+        if let Some(d) = &super_digest {
+            if !d
+                .split_once(':')
+                .is_some_and(|(user, hash)| !user.is_empty() && !hash.is_empty())
+            {
+                bail!("--super-digest must be USER:BASE64HASH");
+            }
+        }
         let mut node = NodeConfig::new(id, data, peer_listen);
         node.advertise = advertise;
         node.members = members;
@@ -178,6 +190,7 @@ impl RunConfig {
             mount: args.mount.clone().or(file.mount),
             session_timeout: Duration::from_millis(session_timeout),
             tick: Duration::from_millis(tick_ms),
+            super_digest,
         })
     }
 }

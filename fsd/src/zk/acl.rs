@@ -59,13 +59,24 @@ pub(crate) fn digest(user_password: &str) -> String {
 
 /// Handles `addAuth scheme auth` for a connection holding `ids`: adds the id the scheme
 /// grants (once), or `Err(AuthFailed)` for a scheme without a provider.
+///
+/// A digest equal to `super_digest` (the server's `--super-digest`, `user:base64hash`) also
+/// grants the `super` id, which every ACL allows (ZooKeeper's super user).
 pub(crate) fn authenticate(
     ids: &mut Vec<AuthId>,
     scheme: &str,
     auth: &[u8],
+    super_digest: Option<&str>,
 ) -> Result<(), ErrorCode> {
     let id = match scheme {
-        "digest" => AuthId::new("digest", digest(&String::from_utf8_lossy(auth))),
+        "digest" => {
+            let granted = digest(&String::from_utf8_lossy(auth));
+            let is_super = super_digest == Some(granted.as_str());
+            if is_super && !ids.iter().any(|id| id.scheme == "super") {
+                ids.push(AuthId::new("super", ""));
+            }
+            AuthId::new("digest", granted)
+        }
         // ZooKeeper's IP provider grants the connection's own address again.
         "ip" => match ids.iter().find(|id| id.scheme == "ip") {
             Some(id) => id.clone(),
@@ -93,9 +104,10 @@ pub(crate) fn client_info(ids: &[AuthId]) -> Vec<ClientInfo> {
 }
 
 /// ZooKeeper's `checkACL`: may a connection holding `ids` do something needing any of the
-/// `perm` bits on a znode with `acl`? An empty ACL allows everything.
+/// `perm` bits on a znode with `acl`? An empty ACL, or the `super` id, allows everything.
 pub(crate) fn allowed(acl: &[zt::Acl], perm: i32, ids: &[AuthId]) -> bool {
     acl.is_empty()
+        || ids.iter().any(|id| id.scheme == "super")
         || acl.iter().any(|entry| {
             entry.perms & perm != 0
                 && match entry.scheme.as_str() {
@@ -326,7 +338,7 @@ mod tests {
         assert!(allowed(&[acl(31, "ip", "127.0.0.0/8")], DELETE, &me));
         assert!(!allowed(&[acl(31, "ip", "10.1.2.3")], READ, &me));
         let mut alice = me.clone();
-        authenticate(&mut alice, "digest", b"alice:secret").unwrap();
+        authenticate(&mut alice, "digest", b"alice:secret", None).unwrap();
         let entry = acl(31, "digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=");
         assert!(allowed(std::slice::from_ref(&entry), READ, &alice));
         assert!(!allowed(std::slice::from_ref(&entry), READ, &me));
@@ -337,16 +349,16 @@ mod tests {
     #[test]
     fn authentication() {
         let mut ids = ip("127.0.0.1");
-        authenticate(&mut ids, "digest", b"alice:secret").unwrap();
-        authenticate(&mut ids, "digest", b"alice:secret").unwrap();
-        authenticate(&mut ids, "ip", b"").unwrap();
+        authenticate(&mut ids, "digest", b"alice:secret", None).unwrap();
+        authenticate(&mut ids, "digest", b"alice:secret", None).unwrap();
+        authenticate(&mut ids, "ip", b"", None).unwrap();
         assert_eq!(ids.len(), 2);
         assert_eq!(
-            authenticate(&mut ids, "bogus", b"x"),
+            authenticate(&mut ids, "bogus", b"x", None),
             Err(ErrorCode::AuthFailed)
         );
         assert_eq!(
-            authenticate(&mut ids, "world", b"anyone"),
+            authenticate(&mut ids, "world", b"anyone", None),
             Err(ErrorCode::AuthFailed)
         );
         let info = client_info(&ids);
@@ -386,7 +398,7 @@ mod tests {
         // `auth` needs a digest id; the ip id does not count.
         assert_eq!(bad(acl(31, "auth", ""), &me), Err(ErrorCode::InvalidAcl));
         let mut alice = me.clone();
-        authenticate(&mut alice, "digest", b"alice:secret").unwrap();
+        authenticate(&mut alice, "digest", b"alice:secret", None).unwrap();
         assert_eq!(
             fixup(&[acl(31, "auth", ""), acl(31, "auth", "")], &alice).unwrap(),
             vec![acl(31, "digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=")]
@@ -410,5 +422,24 @@ mod tests {
             ]),
             vec![acl(31, "digest", "alice:x"), acl(1, "world", "anyone")]
         );
+    }
+
+    #[test]
+    fn super_digest_passes_every_acl() {
+        let super_digest = digest("super:admin");
+        let closed = vec![zt::Acl {
+            perms: 31,
+            scheme: "digest".into(),
+            id: digest("alice:secret"),
+        }];
+        let mut ids = initial_ids("127.0.0.1".parse().unwrap());
+        assert!(!allowed(&closed, 1, &ids));
+        authenticate(&mut ids, "digest", b"super:wrong", Some(&super_digest)).unwrap();
+        assert!(!allowed(&closed, 1, &ids), "a wrong password is not super");
+        authenticate(&mut ids, "digest", b"super:admin", Some(&super_digest)).unwrap();
+        assert!(allowed(&closed, 1 | 2 | 4 | 8 | 16, &ids));
+        let mut plain = initial_ids("127.0.0.1".parse().unwrap());
+        authenticate(&mut plain, "digest", b"super:admin", None).unwrap();
+        assert!(!allowed(&closed, 1, &plain), "no super digest configured");
     }
 }

@@ -40,6 +40,8 @@ pub(crate) struct Session {
     /// `ip:<peer address>`, then whatever addAuth added. Per connection, as in ZooKeeper:
     /// a client re-authenticates after reconnecting.
     pub auth: Mutex<Vec<AuthId>>,
+    /// The server's super-user digest (`user:base64hash`), if one is configured.
+    pub super_digest: Option<String>,
 }
 
 /// Why a connection ended (logged at debug).
@@ -189,6 +191,7 @@ async fn run(
         conn,
         watches: server.watches.clone(),
         auth: Mutex::new(acl::initial_ids(peer.ip())),
+        super_digest: server.super_digest.clone(),
     };
     // The server closes a connection that stays silent for the whole session timeout.
     let idle = Duration::from_millis(timeout_ms.max(1) as u64);

@@ -25,6 +25,8 @@ use watches::WatchTable;
 pub(crate) struct Server {
     node: Handle,
     tick: Duration,
+    /// `--super-digest`: a digest that authenticates as ZooKeeper's super user.
+    super_digest: Option<String>,
     watches: Arc<WatchTable>,
     next_conn: AtomicU64,
     live: AtomicUsize,
@@ -38,7 +40,7 @@ pub(crate) struct Server {
 impl Server {
     /// Creates the client-port state and hooks the watch table into the replica's apply
     /// path.
-    pub(crate) fn new(node: Handle, tick: Duration) -> Server {
+    pub(crate) fn new(node: Handle, tick: Duration, super_digest: Option<String>) -> Server {
         let watches = Arc::new(WatchTable::default());
         let table = watches.clone();
         node.add_listener(Box::new(move |_tree, event| {
@@ -51,6 +53,7 @@ impl Server {
         Server {
             node,
             tick,
+            super_digest,
             watches,
             next_conn: AtomicU64::new(1),
             live: AtomicUsize::new(0),

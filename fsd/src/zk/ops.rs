@@ -395,7 +395,12 @@ impl Session {
             }
             Request::RemoveWatches(r) => self.remove_watches(&r.path, r.watcher_type, true),
             Request::CheckWatches(r) => self.remove_watches(&r.path, r.watcher_type, false),
-            Request::Auth(r) => match acl::authenticate(&mut self.ids(), &r.scheme, &r.auth) {
+            Request::Auth(r) => match acl::authenticate(
+                &mut self.ids(),
+                &r.scheme,
+                &r.auth,
+                self.super_digest.as_deref(),
+            ) {
                 Ok(()) => Outcome::Reply(ErrorCode::Ok, None),
                 Err(c) => Outcome::ReplyAndClose(c),
             },
