@@ -407,3 +407,81 @@ async fn acls_are_enforced_and_the_super_user_passes_them() {
         .expect("alice reads /private");
     assert_eq!(data, b"super");
 }
+
+/// A client that keeps its session alive but never reads its socket is disconnected once its
+/// notifications pile up (the server does not buffer for it without bound), and the writer
+/// whose changes produce them is not slowed into failure.
+#[test]
+fn a_client_that_never_reads_is_disconnected_and_costs_no_one_else() {
+    use std::io::Read;
+
+    let cluster = Cluster::start(1);
+    let addr = cluster.node(1).client_socket();
+    // Long paths make every notification about 1 KiB.
+    let path = format!("/hot{}", "x".repeat(900));
+
+    let mut writer = crate::jute::RawClient::connect(addr).expect("writer connects");
+    assert_eq!(writer.create(&path, b"0").expect("create"), 0);
+
+    let mut stuck = crate::jute::RawClient::connect(addr).expect("stuck client connects");
+    let reply = stuck
+        .call(106, crate::jute::Buf::default().string(&path).int(0))
+        .expect("addWatch");
+    assert_eq!(reply.err, 0, "addWatch");
+    let stream = stuck.into_stream();
+    let mut pinger = stream.try_clone().expect("clone");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_pings = stop.clone();
+    let pings = std::thread::spawn(move || {
+        use std::io::Write;
+        let ping = crate::jute::Buf::default().int(-2).int(11).framed();
+        while !stop_pings.load(std::sync::atomic::Ordering::Relaxed) {
+            if pinger.write_all(&ping).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+
+    // 20,000 data changes, 100 per multi: about 20 MiB of notifications for the stuck client.
+    for round in 0..200 {
+        let mut body = crate::jute::Buf::default();
+        for _ in 0..100 {
+            body = body
+                .int(5)
+                .boolean(false)
+                .int(-1)
+                .string(&path)
+                .buffer(b"v")
+                .int(-1);
+        }
+        body = body.int(-1).boolean(true).int(-1);
+        let reply = writer
+            .call(14, body)
+            .unwrap_or_else(|e| panic!("multi {round}: {e}"));
+        assert_eq!(reply.err, 0, "multi {round}");
+    }
+    assert_eq!(writer.get_data(&path).expect("writer still served"), 0);
+
+    // The stuck connection was closed by the server: draining it ends in EOF or a reset.
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut stream = stream;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let mut buf = vec![0u8; 1 << 16];
+    let mut drained = 0usize;
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => drained += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the stuck connection was not closed ({drained} bytes drained): {e}"),
+        }
+    }
+    let _ = pings.join();
+    assert!(
+        drained < 64 << 20,
+        "the server buffered {drained} bytes for a client that never reads"
+    );
+}

@@ -225,7 +225,7 @@ async fn run(
                     None,
                     &mut out,
                 );
-                if outbox.send(out.freeze()).await.is_err() {
+                if !queue(&outbox, out, &close).await {
                     break Err(End::Closed);
                 }
                 continue;
@@ -269,7 +269,7 @@ async fn run(
                 true
             }
         };
-        if outbox.send(out.freeze()).await.is_err() {
+        if !queue(&outbox, out, &close).await {
             break Err(End::Closed);
         }
         if close_after || closing {
@@ -279,8 +279,25 @@ async fn run(
     // Let the writer flush what is queued (the closeSession reply above all), then stop it.
     drop(outbox);
     server.watches.detach(conn);
-    let _ = tokio::time::timeout(Duration::from_secs(1), writer_task).await;
+    // A writer stuck on a client that does not read is not waited for any longer.
+    let mut writer_task = writer_task;
+    if tokio::time::timeout(Duration::from_secs(1), &mut writer_task)
+        .await
+        .is_err()
+    {
+        writer_task.abort();
+    }
     result
+}
+
+/// Queues a reply behind earlier replies and notifications. Waits while the outbox is full
+/// (the client is slow to read), but not past the connection being closed; `false` when it
+/// was.
+async fn queue(outbox: &mpsc::Sender<Bytes>, frame: BytesMut, close: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = close.cancelled() => false,
+        sent = outbox.send(frame.freeze()) => sent.is_ok(),
+    }
 }
 
 async fn write_loop(
