@@ -69,12 +69,6 @@ impl LogStore {
             .map_err(|e| StorageIOError::write(&e))?;
         Ok(())
     }
-
-    /// Index of the last entry in the log, if any.
-    pub fn last_index(&self) -> Result<Option<u64>, StorageError> {
-        let last = self.log.last().map_err(|e| StorageIOError::read_logs(&e))?;
-        Ok(last.and_then(|(k, _)| keys::log_index(&k)))
-    }
 }
 
 /// The flusher: one flush covers every append queued before it started; their callbacks

@@ -130,6 +130,10 @@ impl WatchTable {
     /// Sends the notifications `change` triggers.
     pub(crate) fn fire(&self, change: &Change, encode: Encoder) {
         let mut t = self.lock();
+        // Runs for every applied change: with no watches at all there is nothing to look up.
+        if t.by_conn.is_empty() {
+            return;
+        }
         let mut events: Vec<(EventType, String, HashSet<ConnId>)> = Vec::new();
         match change {
             Change::Created { path } => {
