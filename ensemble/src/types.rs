@@ -16,6 +16,9 @@ pub struct Proposal {
     pub time_ms: i64,
     /// Session on whose behalf it runs (0: none).
     pub session: SessionId,
+    /// The proposer's own marker, handed back to apply listeners with the changes (0:
+    /// none). A mount uses it to tell the changes it already showed its kernel.
+    pub tag: u64,
     /// What to do.
     pub body: TxnBody,
 }

@@ -12,13 +12,34 @@ use tokio_util::sync::CancellationToken;
 use crate::cli::config::RunConfig;
 use crate::{admin, zk};
 
-pub(crate) async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
-    if let Some(mount) = &config.mount {
-        anyhow::bail!(
-            "--mount {}: the FUSE view is not part of this build yet; run without --mount and use the client port",
-            mount.display()
-        );
+/// Mounts the tree at `dir` once the cluster can open the host's session (it needs a
+/// leader); `None` if shutdown came first.
+async fn mount_when_ready(
+    node: &quorumfs_ensemble::Handle,
+    dir: &std::path::Path,
+    session_timeout: Duration,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<quorumfs_mount::Mount>> {
+    let mut options = quorumfs_mount::MountOptions::new(dir.to_path_buf());
+    options.session_timeout = session_timeout;
+    loop {
+        let attempt = quorumfs_mount::mount(node.clone(), options.clone());
+        let result = tokio::select! {
+            r = attempt => r,
+            () = shutdown.cancelled() => return Ok(None),
+        };
+        match result {
+            Ok(m) => return Ok(Some(m)),
+            Err(quorumfs_mount::MountError::Session(e)) => {
+                tracing::warn!("cannot mount yet ({e}); retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e).with_context(|| format!("--mount {}", dir.display())),
+        }
     }
+}
+
+pub(crate) async fn run(config: RunConfig, shutdown: CancellationToken) -> anyhow::Result<()> {
     let metrics = admin::install_metrics()?;
     let node = quorumfs_ensemble::start(config.node.clone())
         .await
@@ -60,6 +81,11 @@ pub(crate) async fn run(config: RunConfig, shutdown: CancellationToken) -> anyho
         shutdown.child_token(),
     ));
 
+    let mount = match &config.mount {
+        Some(dir) => mount_when_ready(&node, dir, config.session_timeout, &shutdown).await?,
+        None => None,
+    };
+
     tracing::info!(
         id = config.node.id,
         peer = %config.node.peer_listen,
@@ -71,6 +97,10 @@ pub(crate) async fn run(config: RunConfig, shutdown: CancellationToken) -> anyho
     );
 
     shutdown.cancelled().await;
+    if let Some(mount) = mount {
+        // First, so that this host's ephemeral files and locks go while peers still run.
+        mount.unmount().await;
+    }
     zk_cancel.cancel();
     if tokio::time::timeout(Duration::from_secs(5), zk_task)
         .await

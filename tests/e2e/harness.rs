@@ -317,6 +317,8 @@ pub struct Options {
     pub snapshot_every: Option<u64>,
     /// Extra `fsd run` arguments.
     pub extra_args: Vec<String>,
+    /// Mount the tree at `<node dir>/mnt` (`--mount`).
+    pub mount: bool,
 }
 
 /// One `fsd run` process and its data directory. Restarts reuse the directory and the ports.
@@ -344,6 +346,7 @@ impl Node {
             .tempdir()
             .expect("create node temp dir");
         fs::create_dir_all(dir.path().join("data")).expect("create data dir");
+        fs::create_dir_all(dir.path().join("mnt")).expect("create mount dir");
         Node {
             id,
             role,
@@ -384,6 +387,46 @@ impl Node {
     pub fn data_dir(&self) -> PathBuf {
         self.dir().join("data")
     }
+    /// The `--mount` directory (mounted only with [`ClusterBuilder::mount`]).
+    pub fn mountpoint(&self) -> PathBuf {
+        self.dir().join("mnt")
+    }
+
+    /// `mountpoint()/rel`.
+    pub fn mnt(&self, rel: &str) -> PathBuf {
+        self.mountpoint().join(rel.trim_start_matches('/'))
+    }
+
+    /// Whether the FUSE mount is up (listed in /proc/mounts and answering).
+    pub fn is_mounted(&self) -> bool {
+        let mnt = self.mountpoint();
+        let listed = fs::read_to_string("/proc/mounts").is_ok_and(|m| {
+            m.lines()
+                .any(|l| l.split(' ').nth(1) == Some(mnt.to_string_lossy().as_ref()))
+        });
+        listed && fs::read_dir(&mnt).is_ok()
+    }
+
+    /// Waits until the mount is up.
+    pub fn wait_mounted(&self, timeout: Duration) {
+        wait_until(timeout, &format!("node {} mounted", self.id), || {
+            self.is_mounted().then_some(())
+        });
+    }
+
+    /// Lazily detaches whatever is mounted at the mount point (a crash leaves a dead
+    /// mount behind).
+    pub fn detach_mount(&self) {
+        let mnt = self.mountpoint();
+        let Ok(c) = std::ffi::CString::new(mnt.as_os_str().as_encoded_bytes()) else {
+            return;
+        };
+        // SAFETY: a valid C string; failure (nothing mounted) is harmless.
+        unsafe {
+            libc::umount2(c.as_ptr(), libc::MNT_DETACH);
+        }
+    }
+
     /// Where the daemon's stdout and stderr go (appended across restarts).
     pub fn log_path(&self) -> PathBuf {
         self.dir().join("fsd.log")
@@ -420,6 +463,10 @@ impl Node {
         if let Some(n) = self.opts.snapshot_every {
             a.push("--snapshot-every".into());
             a.push(n.to_string().into());
+        }
+        if self.opts.mount {
+            a.push("--mount".into());
+            a.push(self.mountpoint().into_os_string());
         }
         a.extend(self.opts.extra_args.iter().map(OsString::from));
         a
@@ -650,6 +697,9 @@ impl Drop for Node {
                 self.kill9();
             }
         }
+        if self.opts.mount {
+            self.detach_mount();
+        }
         if thread::panicking() {
             self.dump_log();
         }
@@ -677,6 +727,11 @@ impl ClusterBuilder {
     }
     pub fn arg(mut self, a: &str) -> Self {
         self.opts.extra_args.push(a.to_string());
+        self
+    }
+    /// Mount every node's tree (`--mount <node dir>/mnt`).
+    pub fn mount(mut self) -> Self {
+        self.opts.mount = true;
         self
     }
 

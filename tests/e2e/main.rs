@@ -21,5 +21,6 @@ mod corruption;
 mod crash;
 mod differential;
 mod learner;
+mod mount;
 mod snapshot;
 mod zkcli;

@@ -297,11 +297,23 @@ impl Handle {
     /// is unknown (the leader was lost after the write was sent). Tree errors come back
     /// inside the returned outcome, not here.
     pub async fn propose(&self, session: SessionId, body: TxnBody) -> Result<Applied> {
+        self.propose_tagged(session, body, 0).await
+    }
+
+    /// [`Handle::propose`] with a marker that apply listeners get with the changes (see
+    /// [`ApplyEvent::Changes`](crate::ApplyEvent)).
+    pub async fn propose_tagged(
+        &self,
+        session: SessionId,
+        body: TxnBody,
+        tag: u64,
+    ) -> Result<Applied> {
         let started = Instant::now();
         let deadline = started + self.inner.config.write_timeout;
         let proposal = Proposal {
             time_ms: now_ms(),
             session,
+            tag,
             body,
         };
         let applied = self.inner.with_leader(deadline, |inner, leader| {

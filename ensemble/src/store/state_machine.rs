@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::keys;
-use crate::tree::{Change, Tree, Txn, Zxid};
+use crate::tree::{Change, SessionId, Tree, Txn, Zxid};
 use crate::types::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
 use crate::types::{Applied, TypeConfig};
 
@@ -25,6 +25,10 @@ pub enum ApplyEvent<'a> {
     Changes {
         /// The zxid they committed at.
         zxid: Zxid,
+        /// The session the transaction ran for.
+        session: SessionId,
+        /// The proposer's marker ([`Proposal::tag`](crate::types::Proposal)).
+        tag: u64,
         /// The changes.
         changes: &'a [Change],
     },
@@ -231,6 +235,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                                 &state.tree,
                                 &ApplyEvent::Changes {
                                     zxid,
+                                    session: txn.session,
+                                    tag: p.tag,
                                     changes: &changes,
                                 },
                             );

@@ -14,8 +14,8 @@ use std::collections::BTreeSet;
 use super::acl_table::AclId;
 use super::data_tree::{Kind, SessionInfo, Tree, Znode};
 use super::model::{
-    Acl, Change, CreateMode, MultiFailure, Op, OpResult, SessionId, Stat, Txn, TxnBody, TxnOutcome,
-    CONTAINER_OWNER, MAX_DATA_LEN, MAX_TTL_MS, TTL_OWNER_MASK,
+    Acl, Change, CreateMode, FileMeta, MultiFailure, Op, OpResult, SessionId, Stat, Txn, TxnBody,
+    TxnOutcome, CONTAINER_OWNER, MAX_DATA_LEN, MAX_TTL_MS, TTL_OWNER_MASK,
 };
 use super::path::{self, validate_path, SPECIAL_PATHS};
 use crate::{Error, Result};
@@ -72,6 +72,7 @@ impl Tree {
                 TxnOutcome::Op(result)
             }
             TxnBody::Multi(ops) => TxnOutcome::Multi(run.multi(ops)),
+            TxnBody::Fs(op) => TxnOutcome::Fs(run.fs_op(op)),
         };
         let changes = run.changes;
         self.acls.sweep();
@@ -103,13 +104,13 @@ enum Undo {
 }
 
 /// One transaction being applied.
-struct Apply<'a> {
-    tree: &'a mut Tree,
-    txn: &'a Txn,
+pub(super) struct Apply<'a> {
+    pub(super) tree: &'a mut Tree,
+    pub(super) txn: &'a Txn,
     /// Writes so far, to undo if a multi fails.
     undo: Vec<Undo>,
     /// Visible changes so far.
-    changes: Vec<Change>,
+    pub(super) changes: Vec<Change>,
 }
 
 impl Apply<'_> {
@@ -120,7 +121,7 @@ impl Apply<'_> {
                 data,
                 acl,
                 mode,
-            } => self.create(path, data, acl, *mode),
+            } => self.create(path, data, acl, *mode, FileMeta::default()),
             Op::Delete { path, version } => self.delete(path, *version),
             Op::SetData {
                 path,
@@ -200,14 +201,18 @@ impl Apply<'_> {
                 self.unlink(&p, &key);
             }
         }
+        let mut grants = Vec::new();
+        self.tree.locks.release_session(session, &mut grants);
+        self.report_grants(grants);
     }
 
-    fn create(
+    pub(super) fn create(
         &mut self,
         prefix: &str,
         data: &[u8],
         acl: &[Acl],
         mode: CreateMode,
+        meta: FileMeta,
     ) -> Result<OpResult> {
         let owner = self.owner_for(mode)?;
         // ZooKeeper's validatePathForCreate: only a `/` and no NUL, so far.
@@ -268,6 +273,7 @@ impl Apply<'_> {
                 seq: 0,
                 acl,
                 data: data.into(),
+                meta,
             },
         );
         self.undo.push(Undo::Created { key });
@@ -332,7 +338,7 @@ impl Apply<'_> {
     /// Deletes the znode `path` (stored under `key`) and updates its parent, as
     /// ZooKeeper's `DataTree.deleteNode` and `DataNode.copyStat` do: pzxid moves, cversion
     /// (as clients see it) grows by one, the create count does not.
-    fn unlink(&mut self, path: &str, key: &str) {
+    pub(super) fn unlink(&mut self, path: &str, key: &str) {
         let Some((key, node)) = self.tree.remove_node(key) else {
             return;
         };
@@ -421,7 +427,7 @@ impl Apply<'_> {
 
     /// Changes the Stat and create count stored under `key` (a parent's), recording the
     /// old ones.
-    fn update_parent(&mut self, key: String, change: impl FnOnce(&mut Stat, &mut i32)) {
+    pub(super) fn update_parent(&mut self, key: String, change: impl FnOnce(&mut Stat, &mut i32)) {
         if let Some(node) = self.tree.nodes.get_mut(key.as_str()) {
             self.undo.push(Undo::Stat {
                 key: key.into(),
@@ -433,7 +439,7 @@ impl Apply<'_> {
     }
 }
 
-fn no_node(path: &str) -> Error {
+pub(super) fn no_node(path: &str) -> Error {
     Error::NoNode {
         path: path.to_owned(),
     }
@@ -446,7 +452,7 @@ fn no_node(path: &str) -> Error {
 /// # Errors
 ///
 /// [`Error::BadArguments`] otherwise.
-fn parent_part(path: &str) -> Result<&str> {
+pub(super) fn parent_part(path: &str) -> Result<&str> {
     match path::split(path) {
         Some((parent, _)) if !path.contains('\0') => Ok(parent),
         _ => Err(Error::BadArguments {

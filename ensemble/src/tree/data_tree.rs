@@ -18,7 +18,8 @@ use std::ops::Bound;
 use serde::{Deserialize, Serialize};
 
 use super::acl_table::{AclId, AclTable};
-use super::model::{Acl, SessionId, Stat, CONTAINER_OWNER, MAX_TTL_MS, TTL_OWNER_MASK};
+use super::locks::{LockState, LockTable};
+use super::model::{Acl, FileMeta, SessionId, Stat, CONTAINER_OWNER, MAX_TTL_MS, TTL_OWNER_MASK};
 use super::path;
 use crate::{Error, Result};
 
@@ -49,6 +50,8 @@ pub(super) struct Znode {
     /// Its data.
     #[serde(with = "serde_bytes")]
     pub(super) data: Box<[u8]>,
+    /// Mode and owner as a mount sees them (zero when created through the client port).
+    pub(super) meta: FileMeta,
 }
 
 /// What a znode's `ephemeralOwner` says it is (ZooKeeper's `EphemeralType`, with extended
@@ -100,6 +103,8 @@ pub struct Tree {
     pub(super) containers: BTreeSet<Box<str>>,
     /// Paths of all TTL nodes.
     pub(super) ttls: BTreeSet<Box<str>>,
+    /// Cluster-wide file locks.
+    pub(super) locks: LockTable,
 }
 
 impl Default for Tree {
@@ -122,6 +127,7 @@ impl Tree {
             ephemerals: BTreeMap::new(),
             containers: BTreeSet::new(),
             ttls: BTreeSet::new(),
+            locks: LockTable::default(),
         };
         let open = Acl::open_unsafe();
         let read_only = vec![Acl {
@@ -151,6 +157,7 @@ impl Tree {
                         seq: 0,
                         acl,
                         data: Box::default(),
+                        meta: FileMeta::default(),
                     },
                 );
             }
@@ -167,6 +174,16 @@ impl Tree {
     pub fn get(&self, path: &str) -> Result<(&[u8], Stat)> {
         let node = self.node(path).ok_or_else(|| no_node(path))?;
         Ok((&node.data, node.stat))
+    }
+
+    /// File metadata and Stat of `path`, if it exists.
+    pub fn file_meta(&self, path: &str) -> Option<(FileMeta, Stat)> {
+        self.node(path).map(|node| (node.meta, node.stat))
+    }
+
+    /// The lock state of `path`, if it was ever locked.
+    pub fn lock_state(&self, path: &str) -> Option<&LockState> {
+        self.locks.get(path)
     }
 
     /// Stat of `path`, if it exists.

@@ -9,9 +9,12 @@
 mod acl_table;
 mod apply;
 mod data_tree;
+mod fs_apply;
+mod locks;
 mod model;
 mod path;
 
 pub use data_tree::{SessionInfo, Tree};
+pub use locks::{Hold, Holder, LockState};
 pub use model::*;
 pub use path::{validate_path, SPECIAL_PATHS};

@@ -211,6 +211,8 @@ pub enum TxnBody {
     Op(Op),
     /// All of these or none.
     Multi(Vec<Op>),
+    /// A filesystem operation on behalf of a mount (see [`FsOp`]).
+    Fs(FsOp),
 }
 
 /// A transaction as Raft orders it.
@@ -237,6 +239,8 @@ pub enum TxnOutcome {
     Op(Result<OpResult, crate::Error>),
     /// A multi: every op's result, or the first failure (nothing was applied).
     Multi(Result<Vec<OpResult>, MultiFailure>),
+    /// A filesystem operation's result or error.
+    Fs(Result<FsResult, crate::Error>),
 }
 
 /// Why a multi failed: the index of the first failing op and its error. ZooKeeper reports
@@ -272,4 +276,121 @@ pub enum Change {
         /// The znode.
         path: String,
     },
+    /// A znode's file metadata (mode, owner) was replaced.
+    MetaChanged {
+        /// The znode.
+        path: String,
+    },
+    /// A znode (with its subtree) moved from `from` to `to`. A znode it replaced at `to`
+    /// is reported as [`Change::Deleted`] just before.
+    Renamed {
+        /// Old path.
+        from: String,
+        /// New path.
+        to: String,
+    },
+    /// A queued lock request was granted (immediate grants are only in the outcome).
+    LockGranted {
+        /// The locked path.
+        path: String,
+        /// The holder's session.
+        session: SessionId,
+        /// The holder's owner id within its session.
+        owner: u64,
+        /// The grant's fencing token.
+        fence: u64,
+    },
+}
+
+/// What a mount stores per znode beyond ZooKeeper's Stat: POSIX mode bits (file type
+/// included) and owner. All zero for znodes created through the client port, which the
+/// mount shows with default permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// `st_mode`, type bits included (`S_IFDIR` marks a directory made by mkdir); 0: unset.
+    pub mode: u32,
+    /// Owner uid.
+    pub uid: u32,
+    /// Owner gid.
+    pub gid: u32,
+}
+
+/// Filesystem operations, which ZooKeeper has no request for. Each runs on behalf of the
+/// txn's session (a mount's host session).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FsOp {
+    /// Create a znode as [`Op::Create`] does (open ACL) and record its file metadata.
+    Create {
+        /// Path or sequential prefix.
+        path: String,
+        /// Initial data.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+        /// Create mode.
+        mode: CreateMode,
+        /// File metadata.
+        meta: FileMeta,
+    },
+    /// Replace a znode's file metadata.
+    SetMeta {
+        /// The znode.
+        path: String,
+        /// New metadata.
+        meta: FileMeta,
+    },
+    /// Move a znode and its subtree, as rename(2): an existing `to` is replaced if it is a
+    /// file, or an empty directory when `from` is a directory.
+    Rename {
+        /// Old path.
+        from: String,
+        /// New path.
+        to: String,
+    },
+    /// Take a whole-file lock on `path` for (`Txn::session`, `owner`): shared or
+    /// exclusive; when it is not free, queue (`wait`) or fail. Re-locking by the same
+    /// holder converts its lock.
+    Lock {
+        /// The locked path (need not exist: a lock is a name).
+        path: String,
+        /// The holder's owner id within its session.
+        owner: u64,
+        /// Exclusive (write) or shared (read).
+        exclusive: bool,
+        /// Queue when not grantable now.
+        wait: bool,
+    },
+    /// Release (`Txn::session`, `owner`)'s lock on `path`, or withdraw its queued request.
+    Unlock {
+        /// The locked path.
+        path: String,
+        /// The holder's owner id within its session.
+        owner: u64,
+    },
+}
+
+/// The result of an applied [`FsOp`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FsResult {
+    /// Created: the real path and the new Stat.
+    Created {
+        /// Actual path.
+        path: String,
+        /// Stat of the new znode.
+        stat: Stat,
+    },
+    /// Metadata replaced.
+    MetaSet,
+    /// Renamed.
+    Renamed,
+    /// The lock is held, with this fencing token.
+    Locked {
+        /// Fencing token, increasing per path.
+        fence: u64,
+    },
+    /// The request waits in line; a [`Change::LockGranted`] tells when it is granted.
+    Queued,
+    /// Not grantable now and the request did not ask to wait.
+    WouldBlock,
+    /// Released (or withdrawn; releasing what is not held is not an error).
+    Unlocked,
 }

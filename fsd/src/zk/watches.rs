@@ -136,22 +136,12 @@ impl WatchTable {
         }
         let mut events: Vec<(EventType, String, HashSet<ConnId>)> = Vec::new();
         match change {
-            Change::Created { path } => {
-                let mut who = take(&mut t, WatchKind::Data, path);
-                who.extend(take(&mut t, WatchKind::Exist, path));
-                who.extend(peek(&t, WatchKind::Persistent, path));
-                who.extend(recursive(&t, path));
-                events.push((EventType::NodeCreated, path.clone(), who));
-                events.push(children_changed(&mut t, path));
-            }
-            Change::Deleted { path } => {
-                let mut who = take(&mut t, WatchKind::Data, path);
-                who.extend(take(&mut t, WatchKind::Exist, path));
-                who.extend(take(&mut t, WatchKind::Child, path));
-                who.extend(peek(&t, WatchKind::Persistent, path));
-                who.extend(recursive(&t, path));
-                events.push((EventType::NodeDeleted, path.clone(), who));
-                events.push(children_changed(&mut t, path));
+            Change::Created { path } => created(&mut t, path, &mut events),
+            Change::Deleted { path } => deleted(&mut t, path, &mut events),
+            // Clients see a rename (made through a mount) as a delete and a create.
+            Change::Renamed { from, to } => {
+                deleted(&mut t, from, &mut events);
+                created(&mut t, to, &mut events);
             }
             Change::DataChanged { path } => {
                 let mut who = take(&mut t, WatchKind::Data, path);
@@ -159,7 +149,8 @@ impl WatchTable {
                 who.extend(recursive(&t, path));
                 events.push((EventType::NodeDataChanged, path.clone(), who));
             }
-            Change::AclChanged { .. } => {}
+            Change::AclChanged { .. } | Change::MetaChanged { .. } | Change::LockGranted { .. } => {
+            }
         }
         for (event, path, who) in events {
             if who.is_empty() {
@@ -233,6 +224,27 @@ fn parent(path: &str) -> &str {
         Some(0) | None => "/",
         Some(i) => &path[..i],
     }
+}
+
+/// The events of a create at `path`: NodeCreated and the parent's NodeChildrenChanged.
+fn created(t: &mut Tables, path: &str, events: &mut Vec<(EventType, String, HashSet<ConnId>)>) {
+    let mut who = take(t, WatchKind::Data, path);
+    who.extend(take(t, WatchKind::Exist, path));
+    who.extend(peek(t, WatchKind::Persistent, path));
+    who.extend(recursive(t, path));
+    events.push((EventType::NodeCreated, path.to_owned(), who));
+    events.push(children_changed(t, path));
+}
+
+/// The events of a delete at `path`: NodeDeleted and the parent's NodeChildrenChanged.
+fn deleted(t: &mut Tables, path: &str, events: &mut Vec<(EventType, String, HashSet<ConnId>)>) {
+    let mut who = take(t, WatchKind::Data, path);
+    who.extend(take(t, WatchKind::Exist, path));
+    who.extend(take(t, WatchKind::Child, path));
+    who.extend(peek(t, WatchKind::Persistent, path));
+    who.extend(recursive(t, path));
+    events.push((EventType::NodeDeleted, path.to_owned(), who));
+    events.push(children_changed(t, path));
 }
 
 fn children_changed(t: &mut Tables, path: &str) -> (EventType, String, HashSet<ConnId>) {

@@ -1,0 +1,1301 @@
+//! [`QuorumFs`]: the answers to the kernel's FUSE requests.
+//!
+//! Reads are answered on the FUSE thread from the local replica. Anything that commits is
+//! moved to a tokio task and answered from there, so a slow commit never holds a FUSE
+//! thread. Requests from the echo thread (see `echo`) are answered as if done, without
+//! proposing anything. Every file is opened with direct I/O: each open handle reads the
+//! content it snapshotted at open, so readers never mix two versions, and the page cache
+//! never holds stale data.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLock, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow,
+};
+use quorumfs_ensemble::tree::{
+    CreateMode, FileMeta, FsOp, FsResult, Op, OpResult, Zxid, MAX_DATA_LEN,
+};
+use tracing::{debug, warn};
+
+use crate::attr::{self, S_IFDIR, S_IFMT, S_IFREG};
+use crate::echo::Echo;
+use crate::files::{OpenFile, PendingCreate};
+use crate::inodes::PENDING;
+use crate::locks::{interrupted, LockKey};
+use crate::shared::{lock, Shared};
+
+/// The file handle echo opens get.
+const ECHO_FH: u64 = 0;
+
+/// The largest lock end the kernel sends (OFFSET_MAX): a whole-file lock.
+const WHOLE_FILE_END: u64 = i64::MAX as u64;
+
+/// The FUSE filesystem over a replica.
+pub struct QuorumFs {
+    s: Arc<Shared>,
+}
+
+impl QuorumFs {
+    /// The filesystem over `shared`.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        QuorumFs { s: shared }
+    }
+
+    fn ttl(&self) -> Duration {
+        self.s.ttl
+    }
+
+    /// The echo thread's lookup of `path`, answered as the replayed change needs.
+    fn echo_lookup(&self, path: &str) -> Option<Result<FileAttr, Errno>> {
+        match self.s.echo.current()? {
+            Echo::Create { path: p, .. } if p == path => Some(Err(Errno::ENOENT)),
+            Echo::Rename { to, .. } if to == path => Some(Err(Errno::ENOENT)),
+            Echo::Delete { path: p, is_dir } if p == path => {
+                let mode = if is_dir {
+                    S_IFDIR | 0o755
+                } else {
+                    S_IFREG | 0o644
+                };
+                let meta = FileMeta {
+                    mode,
+                    ..FileMeta::default()
+                };
+                let mut inodes = lock(&self.s.inodes);
+                let ino = inodes
+                    .lookup_existing(path)
+                    .unwrap_or_else(|| inodes.get_or_insert(path, -1, is_dir, true));
+                Some(Ok(attr::file_attr(ino, &meta, &Default::default())))
+            }
+            Echo::Rename { from, to } if from == path => {
+                let Some((meta, stat)) = self.s.znode(&to) else {
+                    return Some(Err(Errno::ENOENT));
+                };
+                let dir = attr::is_dir(&meta, &stat);
+                let mut inodes = lock(&self.s.inodes);
+                let ino = inodes
+                    .lookup_existing(path)
+                    .unwrap_or_else(|| inodes.get_or_insert(path, stat.czxid, dir, true));
+                Some(Ok(attr::file_attr(ino, &meta, &stat)))
+            }
+            _ => None,
+        }
+    }
+
+    /// The parent's metadata: whether it makes ephemerals and sequentials.
+    fn parent_modes(&self, parent: u64) -> Result<(bool, bool), Errno> {
+        let path = self.s.path_of(parent)?;
+        let (meta, _) = self.s.znode(&path).ok_or(Errno::ENOENT)?;
+        Ok((
+            attr::makes_ephemerals(&meta),
+            attr::makes_sequentials(&meta),
+        ))
+    }
+
+    /// Answers a create or mkdir echo with the replayed znode's inode.
+    fn echo_created(&self, path: &str) -> Option<FileAttr> {
+        match self.s.echo.current()? {
+            Echo::Create {
+                path: p,
+                meta,
+                stat,
+            } if p == path => {
+                let dir = attr::is_dir(&meta, &stat);
+                let ino = lock(&self.s.inodes).get_or_insert(path, stat.czxid, dir, true);
+                Some(attr::file_attr(ino, &meta, &stat))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The file metadata for a new file or directory made by `req`.
+fn new_meta(req: &Request, kind: u32, mode: u32, umask: u32) -> FileMeta {
+    FileMeta {
+        mode: kind | (mode & !umask & 0o7777),
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+fn create_mode(ephemeral: bool, sequential: bool) -> CreateMode {
+    match (ephemeral, sequential) {
+        (true, true) => CreateMode::EphemeralSequential,
+        (true, false) => CreateMode::Ephemeral,
+        (false, true) => CreateMode::PersistentSequential,
+        (false, false) => CreateMode::Persistent,
+    }
+}
+
+/// Commits an open file's content: creates its znode if that is still pending, else
+/// replaces its data. Returns the commit's zxid.
+async fn commit(
+    s: &Shared,
+    ino: u64,
+    data: Vec<u8>,
+    pending: Option<PendingCreate>,
+) -> Result<Zxid, Errno> {
+    let Some(p) = pending else {
+        let path = s.path_of(ino)?;
+        let (zxid, _) = s
+            .propose_op(
+                Op::SetData {
+                    path,
+                    data,
+                    version: -1,
+                },
+                true,
+            )
+            .await?;
+        return Ok(zxid);
+    };
+    let sequential = p.mode.is_sequential();
+    let created = s
+        .propose_fs(
+            FsOp::Create {
+                path: p.path.clone(),
+                data: data.clone(),
+                mode: p.mode,
+                meta: p.meta,
+            },
+            // A sequential name is new to the kernel here too: let the echo show it.
+            !sequential,
+        )
+        .await;
+    match created {
+        Ok((zxid, FsResult::Created { path, stat })) => {
+            lock(&s.inodes).assign(ino, &path, stat.czxid);
+            let mut files = lock(&s.files);
+            // Every handle of this inode now sees the real name.
+            for fh in files.handles_of(ino) {
+                if let Some(f) = files.get(fh) {
+                    f.pending = None;
+                    f.created_path = Some(path.clone());
+                }
+            }
+            Ok(zxid)
+        }
+        Ok(_) => Err(Errno::EIO),
+        // Someone created it meanwhile: replace its content, as open(O_TRUNC) would have.
+        Err(e) if e.code() == libc::EEXIST && p.mode == CreateMode::Persistent => {
+            let (zxid, result) = s
+                .propose_op(
+                    Op::SetData {
+                        path: p.path.clone(),
+                        data,
+                        version: -1,
+                    },
+                    true,
+                )
+                .await?;
+            if let OpResult::DataSet { stat } = result {
+                lock(&s.inodes).assign(ino, &p.path, stat.czxid);
+            }
+            Ok(zxid)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// When a handle's content is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum When {
+    /// At close (flush): only if write() was called since the last commit.
+    Written,
+    /// At fsync or at a write of an ephemeral file's creator: anything unsaved, and a
+    /// pending create.
+    Always,
+}
+
+/// Commits the open file `fh` if it has unsaved content; returns the zxid to wait for.
+async fn commit_handle(s: &Shared, fh: u64, when: When) -> Result<Option<Zxid>, Errno> {
+    let (ino, data, pending, saved) = {
+        let mut files = lock(&s.files);
+        let Some(f) = files.get(fh) else {
+            return Ok(None);
+        };
+        if f.failed {
+            return Err(Errno::from_i32(libc::EFBIG));
+        }
+        let due = match when {
+            When::Written => f.written,
+            When::Always => f.dirty || f.pending.is_some(),
+        };
+        if !due || f.committing {
+            return Ok(None);
+        }
+        let saved = (f.dirty, f.written);
+        f.dirty = false;
+        f.written = false;
+        f.committing = true;
+        (f.ino, f.data.clone(), f.pending.clone(), saved)
+    };
+    let result = commit(s, ino, data, pending).await;
+    if let Some(f) = lock(&s.files).get(fh) {
+        f.committing = false;
+        if result.is_err() {
+            f.dirty |= saved.0;
+            f.written |= saved.1;
+        }
+    }
+    result.map(Some)
+}
+
+/// Opens committed inode `ino`: a handle with its content as of now (none when opened
+/// with O_TRUNC for writing).
+fn open_handle(s: &Shared, ino: u64, flags: OpenFlags) -> Result<u64, Errno> {
+    let (path, czxid) = lock(&s.inodes)
+        .get(ino)
+        .map(|i| (i.path.clone(), i.czxid))
+        .ok_or(Errno::ENOENT)?;
+    let writable = flags.acc_mode() != OpenAccMode::O_RDONLY;
+    let truncate = writable && flags.0 & libc::O_TRUNC != 0;
+    let data = s
+        .node()
+        .read(|t| match t.get(&path) {
+            Ok(_) if truncate => Some(Vec::new()),
+            Ok((data, stat)) if stat.czxid == czxid => Some(data.to_vec()),
+            _ => None,
+        })
+        .ok_or(Errno::ENOENT)?;
+    Ok(lock(&s.files).insert(OpenFile {
+        ino,
+        writable,
+        data,
+        dirty: truncate,
+        written: false,
+        pending: None,
+        ephemeral: false,
+        created_path: None,
+        committing: false,
+        failed: false,
+    }))
+}
+
+/// Releases `key` in the lock table if this host holds or waits for it.
+async fn unlock_if_held(s: &Shared, key: LockKey) {
+    s.locks.unregister(&key);
+    if s.locks.drop_hold(&key) {
+        let (path, owner) = key;
+        if let Err(e) = s.propose_fs(FsOp::Unlock { path, owner }, true).await {
+            warn!("releasing a lock: {e:?}");
+        }
+    }
+}
+
+impl Filesystem for QuorumFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        for flag in [
+            InitFlags::FUSE_POSIX_LOCKS,
+            InitFlags::FUSE_FLOCK_LOCKS,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            // open(O_TRUNC) arrives as a flag of the open, not as a separate truncate
+            // that would have to be committed on its own (an empty file, visible).
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
+        ] {
+            if config.add_capabilities(flag).is_err() {
+                warn!("the kernel lacks {flag:?}");
+            }
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let path = match self.s.child_path(parent.0, name) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        if self.s.echo.is_echo(req.pid()) {
+            if let Some(answer) = self.echo_lookup(&path) {
+                return match answer {
+                    Ok(a) => reply.entry(&Duration::ZERO, &a, Generation(0)),
+                    Err(e) => reply.error(e),
+                };
+            }
+        }
+        match self.s.lookup(&path) {
+            Ok(a) => reply.entry(&self.ttl(), &a, Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        lock(&self.s.inodes).forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.s.attr_of(ino.0) {
+            Ok(a) => reply.attr(&self.ttl(), &a),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        _mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let ino = ino.0;
+        let echo = self.s.echo.is_echo(req.pid());
+        if echo || (size.is_none() && mode.is_none() && uid.is_none() && gid.is_none()) {
+            // Times alone (touch) and echoes change nothing stored.
+            return match self.s.attr_of(ino) {
+                Ok(a) => reply.attr(&self.ttl(), &a),
+                Err(e) => reply.error(e),
+            };
+        }
+        let s = self.s.clone();
+        let ttl = self.ttl();
+        self.s.spawn(async move {
+            let result = async {
+                if let Some(size) = size {
+                    truncate(&s, ino, fh.map(|f| f.0), size).await?;
+                }
+                if mode.is_some() || uid.is_some() || gid.is_some() {
+                    chmod(&s, ino, mode, uid, gid).await?;
+                }
+                s.attr_of(ino)
+            }
+            .await;
+            match result {
+                Ok(a) => reply.attr(&ttl, &a),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        if mode & S_IFMT != S_IFREG {
+            // Devices, FIFOs and sockets have no znode equivalent.
+            return reply.error(Errno::EPERM);
+        }
+        self.make(
+            req,
+            parent,
+            name,
+            new_meta(req, S_IFREG, mode, umask),
+            reply,
+        );
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        self.make(
+            req,
+            parent,
+            name,
+            new_meta(req, S_IFDIR, mode, umask),
+            reply,
+        );
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(req, parent, name, reply);
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        self.remove(req, parent, name, reply);
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let (from, to) = match (
+            self.s.child_path(parent.0, name),
+            self.s.child_path(newparent.0, newname),
+        ) {
+            (Ok(f), Ok(t)) => (f, t),
+            (Err(e), _) | (_, Err(e)) => return reply.error(e),
+        };
+        if self.s.echo.is_echo(req.pid()) {
+            return reply.ok();
+        }
+        if flags.contains(RenameFlags::RENAME_EXCHANGE)
+            || flags.contains(RenameFlags::RENAME_WHITEOUT)
+        {
+            return reply.error(Errno::EINVAL);
+        }
+        if flags.contains(RenameFlags::RENAME_NOREPLACE) && self.s.znode(&to).is_some() {
+            return reply.error(Errno::EEXIST);
+        }
+        let s = self.s.clone();
+        self.s.spawn(async move {
+            match s
+                .propose_fs(
+                    FsOp::Rename {
+                        from: from.clone(),
+                        to: to.clone(),
+                    },
+                    true,
+                )
+                .await
+            {
+                Ok(_) => {
+                    lock(&s.inodes).rename(&from, &to);
+                    reply.ok();
+                }
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if self.s.echo.is_echo(req.pid()) {
+            return reply.opened(FileHandle(ECHO_FH), FopenFlags::FOPEN_DIRECT_IO);
+        }
+        let ino = ino.0;
+        let pending = lock(&self.s.inodes).get(ino).map(|i| i.czxid) == Some(PENDING);
+        if !pending {
+            return match open_handle(&self.s, ino, flags) {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
+                Err(e) => reply.error(e),
+            };
+        }
+        // A new file another descriptor has not committed yet (`touch f; echo x > f`):
+        // commit it first, then open what it became.
+        let s = self.s.clone();
+        self.s.spawn(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while lock(&s.inodes).get(ino).map(|i| i.czxid) == Some(PENDING) {
+                let handle = lock(&s.files).pending_handle(ino);
+                if let Some(fh) = handle {
+                    if let Err(e) = commit_handle(&s, fh, When::Always).await {
+                        return reply.error(e);
+                    }
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return reply.error(Errno::ENOENT);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            match open_handle(&s, ino, flags) {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let path = match self.s.child_path(parent.0, name) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        if self.s.echo.is_echo(req.pid()) {
+            return match self.echo_created(&path) {
+                Some(a) => reply.created(
+                    &Duration::ZERO,
+                    &a,
+                    Generation(0),
+                    FileHandle(ECHO_FH),
+                    FopenFlags::FOPEN_DIRECT_IO,
+                ),
+                None => reply.error(Errno::ENOENT),
+            };
+        }
+        if mode & S_IFMT != 0 && mode & S_IFMT != S_IFREG {
+            return reply.error(Errno::EPERM);
+        }
+        let (ephemeral, sequential) = match self.parent_modes(parent.0) {
+            Ok(m) => m,
+            Err(e) => return reply.error(e),
+        };
+        let meta = new_meta(req, S_IFREG, mode, umask);
+        let cmode = create_mode(ephemeral, sequential);
+        // A sequential name's dentry must not be reused: the next create gets another name.
+        let ttl = if sequential {
+            Duration::ZERO
+        } else {
+            self.ttl()
+        };
+        if !ephemeral {
+            if !sequential && self.s.znode(&path).is_some() && flags & libc::O_EXCL != 0 {
+                return reply.error(Errno::EEXIST);
+            }
+            // A new persistent file appears everywhere with its content, at its first
+            // commit (close or fsync); until then it exists only in this handle.
+            let ino = lock(&self.s.inodes).get_or_insert(&path, PENDING, false, true);
+            let fh = lock(&self.s.files).insert(OpenFile {
+                ino,
+                writable: true,
+                data: Vec::new(),
+                dirty: false,
+                written: false,
+                pending: Some(PendingCreate {
+                    path,
+                    mode: cmode,
+                    meta,
+                }),
+                ephemeral: false,
+                created_path: None,
+                committing: false,
+                failed: false,
+            });
+            let a = lock(&self.s.files)
+                .pending_attr(ino)
+                .unwrap_or_else(|| attr::file_attr(ino, &meta, &Default::default()));
+            return reply.created(
+                &ttl,
+                &a,
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::FOPEN_DIRECT_IO,
+            );
+        }
+        // An ephemeral file exists from its open: `set -C; exec 3> f` is an election.
+        let s = self.s.clone();
+        self.s.spawn(async move {
+            let op = FsOp::Create {
+                path,
+                data: Vec::new(),
+                mode: cmode,
+                meta,
+            };
+            match s.propose_fs(op, !sequential).await {
+                Ok((_, FsResult::Created { path, stat })) => {
+                    let ino = lock(&s.inodes).get_or_insert(&path, stat.czxid, false, true);
+                    let fh = lock(&s.files).insert(OpenFile {
+                        ino,
+                        writable: true,
+                        data: Vec::new(),
+                        dirty: false,
+                        written: false,
+                        pending: None,
+                        ephemeral: true,
+                        created_path: Some(path),
+                        committing: false,
+                        failed: false,
+                    });
+                    let a = attr::file_attr(ino, &meta, &stat);
+                    reply.created(
+                        &ttl,
+                        &a,
+                        Generation(0),
+                        FileHandle(fh),
+                        FopenFlags::FOPEN_DIRECT_IO,
+                    );
+                }
+                Ok(_) => reply.error(Errno::EIO),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let mut files = lock(&self.s.files);
+        let Some(f) = files.get(fh.0) else {
+            return reply.data(&[]);
+        };
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(f.data.len());
+        let end = start.saturating_add(size as usize).min(f.data.len());
+        reply.data(&f.data[start..end]);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: fuser::WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let len = data.len();
+        let ephemeral = {
+            let mut files = lock(&self.s.files);
+            let Some(f) = files.get(fh.0) else {
+                // An echo's handle: nothing to store.
+                return reply.written(u32::try_from(len).unwrap_or(u32::MAX));
+            };
+            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let Some(end) = start.checked_add(len).filter(|&e| e <= MAX_DATA_LEN) else {
+                // Nothing partial: what was written through this handle is dropped.
+                f.failed = true;
+                f.pending = None;
+                f.dirty = false;
+                f.written = false;
+                return reply.error(Errno::from_i32(libc::EFBIG));
+            };
+            if f.data.len() < end {
+                f.data.resize(end, 0);
+            }
+            f.data[start..end].copy_from_slice(data);
+            f.dirty = true;
+            f.written = true;
+            f.ephemeral
+        };
+        if !ephemeral {
+            return reply.written(u32::try_from(len).unwrap_or(u32::MAX));
+        }
+        // The creating handle of an ephemeral file commits every write.
+        let s = self.s.clone();
+        self.s.spawn(async move {
+            match commit_handle(&s, fh.0, When::Always).await {
+                Ok(_) => reply.written(u32::try_from(len).unwrap_or(u32::MAX)),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        if fh.0 == ECHO_FH {
+            return reply.ok();
+        }
+        let s = self.s.clone();
+        let path = self.s.path_of(ino.0).ok();
+        self.s.spawn(async move {
+            // close() drops the closing process's POSIX locks on the file.
+            if let Some(path) = path {
+                unlock_if_held(&s, (path, lock_owner.0)).await;
+            }
+            match commit_handle(&s, fh.0, When::Written).await {
+                Ok(Some(zxid)) => {
+                    s.wait_echoed(zxid).await;
+                    reply.ok();
+                }
+                Ok(None) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+        if fh.0 == ECHO_FH {
+            return;
+        }
+        let s = self.s.clone();
+        let path = self.s.path_of(ino.0).ok();
+        self.s.spawn(async move {
+            // The last close of a descriptor drops its flock locks.
+            if let (Some(path), Some(owner)) = (path, lock_owner) {
+                unlock_if_held(&s, (path, owner.0)).await;
+            }
+            // Whatever is unsaved (a truncation, an untouched new file) is committed now;
+            // the handle stays registered until then, so an open of a new file waits.
+            if let Err(e) = commit_handle(&s, fh.0, When::Always).await {
+                warn!("commit at the last close failed: {e:?}");
+            }
+            let Some(file) = lock(&s.files).remove(fh.0) else {
+                return;
+            };
+            if let (true, Some(path)) = (file.ephemeral, file.created_path) {
+                // Not shown by the kernel: the echo shows the delete here too.
+                let delete = Op::Delete { path, version: -1 };
+                if let Err(e) = s.propose_op(delete, false).await {
+                    debug!("deleting an ephemeral file at its last close: {e:?}");
+                }
+            }
+        });
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let s = self.s.clone();
+        self.s.spawn(async move {
+            let zxid = match commit_handle(&s, fh.0, When::Always).await {
+                Ok(Some(zxid)) => zxid,
+                // Nothing to commit: a linearizable read barrier (`sync FILE`).
+                Ok(None) => match s.node().sync().await {
+                    Ok(zxid) => zxid,
+                    Err(e) => return reply.error(crate::errno_of(&e)),
+                },
+                Err(e) => return reply.error(e),
+            };
+            s.wait_echoed(zxid).await;
+            reply.ok();
+        });
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let path = match self.s.path_of(ino.0) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let Some(children) = self.s.node().read(|t| {
+            let names = t.children(&path).ok()?;
+            Some(
+                names
+                    .into_iter()
+                    .filter_map(|name| {
+                        let child = if path == "/" {
+                            format!("/{name}")
+                        } else {
+                            format!("{path}/{name}")
+                        };
+                        let (meta, stat) = t.file_meta(&child)?;
+                        Some((child, name, attr::is_dir(&meta, &stat), stat.czxid))
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        }) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let mut entries = vec![
+            (ino.0, FileType::Directory, ".".to_owned()),
+            (ino.0, FileType::Directory, "..".to_owned()),
+        ];
+        {
+            let mut inodes = lock(&self.s.inodes);
+            for (child, name, dir, czxid) in children {
+                let child_ino = inodes.get_or_insert(&child, czxid, dir, false);
+                let kind = if dir {
+                    FileType::Directory
+                } else {
+                    FileType::RegularFile
+                };
+                entries.push((child_ino, kind, name));
+            }
+        }
+        let fh = lock(&self.s.files).insert_dir(entries);
+        reply.opened(FileHandle(fh), FopenFlags::empty());
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let files = lock(&self.s.files);
+        let Some(entries) = files.dir(fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (i, (ino, kind, name)) in entries.iter().enumerate().skip(skip) {
+            if reply.add(INodeNo(*ino), (i + 1) as u64, *kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        lock(&self.s.files).remove_dir(fh.0);
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let files = self.s.node().read(|t| t.znode_count()) as u64;
+        reply.statfs(0, 0, 0, files, 0, 4096, 255, 4096);
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        match name.to_str() {
+            Some("user.zk.data") => {}
+            Some(n) if n.starts_with("user.zk.") => return reply.error(Errno::EPERM),
+            _ => return reply.error(Errno::from_i32(libc::ENOTSUP)),
+        }
+        if value.len() > MAX_DATA_LEN {
+            return reply.error(Errno::from_i32(libc::EFBIG));
+        }
+        let path = match self.s.path_of(ino.0) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let s = self.s.clone();
+        let data = value.to_vec();
+        self.s.spawn(async move {
+            let op = Op::SetData {
+                path,
+                data,
+                version: -1,
+            };
+            match s.propose_op(op, false).await {
+                Ok(_) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let pending = lock(&self.s.files).pending_handle(ino.0);
+        if let (Some(fh), Some("user.zk.name")) = (pending, name.to_str()) {
+            // The real name of a sequential file is known once it is created: create it
+            // now, with what was written so far.
+            let s = self.s.clone();
+            let name = name.to_owned();
+            return self.s.spawn(async move {
+                if let Err(e) = commit_handle(&s, fh, When::Always).await {
+                    return reply.error(e);
+                }
+                match (QuorumFs { s: s.clone() }).xattr(ino.0, &name) {
+                    Ok(v) => reply_xattr(reply, &v, size),
+                    Err(e) => reply.error(e),
+                }
+            });
+        }
+        let value = match self.xattr(ino.0, name) {
+            Ok(v) => v,
+            Err(e) => return reply.error(e),
+        };
+        reply_xattr(reply, &value, size);
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if self.s.attr_of(ino.0).is_err() {
+            return reply.error(Errno::ENOENT);
+        }
+        let mut names = Vec::new();
+        for n in attr::STAT_XATTRS
+            .iter()
+            .chain(&["user.zk.name", "user.zk.data"])
+        {
+            names.extend_from_slice(n.as_bytes());
+            names.push(0);
+        }
+        reply_xattr(reply, &names, size);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if name.to_str().is_some_and(|n| n.starts_with("user.zk.")) {
+            reply.error(Errno::EPERM);
+        } else {
+            reply.error(Errno::from_i32(libc::ENODATA));
+        }
+    }
+
+    fn getlk(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        _pid: u32,
+        reply: ReplyLock,
+    ) {
+        let path = match self.s.path_of(ino.0) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let me = (self.s.session(), lock_owner.0);
+        let exclusive = typ == libc::F_WRLCK;
+        let conflict = self.s.node().read(|t| {
+            t.lock_state(&path).and_then(|state| {
+                state
+                    .holds
+                    .iter()
+                    .find(|h| h.holder != me && (exclusive || h.exclusive))
+                    .map(|h| h.exclusive)
+            })
+        });
+        match conflict {
+            Some(ex) => {
+                let typ = if ex { libc::F_WRLCK } else { libc::F_RDLCK };
+                reply.locked(0, WHOLE_FILE_END, typ, 0);
+            }
+            None => reply.locked(start, end, libc::F_UNLCK, 0),
+        }
+    }
+
+    fn setlk(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        lock_owner: LockOwner,
+        start: u64,
+        end: u64,
+        typ: i32,
+        _pid: u32,
+        sleep: bool,
+        reply: ReplyEmpty,
+    ) {
+        let path = match self.s.path_of(ino.0) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        let key: LockKey = (path.clone(), lock_owner.0);
+        let s = self.s.clone();
+        if typ == libc::F_UNLCK {
+            return self.s.spawn(async move {
+                unlock_if_held(&s, key).await;
+                reply.ok();
+            });
+        }
+        if start != 0 || end < WHOLE_FILE_END {
+            // Only whole-file locks are cluster-wide.
+            return reply.error(Errno::from_i32(libc::ENOLCK));
+        }
+        let exclusive = typ == libc::F_WRLCK;
+        let tid = req.pid();
+        self.s.spawn(async move {
+            let grant = sleep.then(|| s.locks.register(key.clone()));
+            let op = FsOp::Lock {
+                path,
+                owner: lock_owner.0,
+                exclusive,
+                wait: sleep,
+            };
+            let zxid = match s.propose_fs(op, true).await {
+                Ok((zxid, FsResult::Locked { .. })) => {
+                    s.locks.unregister(&key);
+                    zxid
+                }
+                Ok((_, FsResult::Queued)) => {
+                    let Some(grant) = grant else {
+                        return reply.error(Errno::EIO);
+                    };
+                    tokio::select! {
+                        granted = grant => match granted {
+                            Ok(zxid) => zxid,
+                            Err(_) => return reply.error(Errno::EIO),
+                        },
+                        () = interrupted(tid) => {
+                            // Withdraw the request (or release a grant that raced in).
+                            s.locks.unregister(&key);
+                            let (path, owner) = key;
+                            let _ = s.propose_fs(FsOp::Unlock { path, owner }, true).await;
+                            return reply.error(Errno::EINTR);
+                        }
+                    }
+                }
+                Ok(_) => {
+                    s.locks.unregister(&key);
+                    return reply.error(Errno::EAGAIN);
+                }
+                Err(e) => {
+                    s.locks.unregister(&key);
+                    return reply.error(e);
+                }
+            };
+            s.locks.hold(key);
+            // Everything committed before the grant is visible here before it returns.
+            s.wait_echoed(zxid).await;
+            reply.ok();
+        });
+    }
+}
+
+impl QuorumFs {
+    /// mkdir and mknod: create a znode with `meta` now.
+    fn make(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        meta: FileMeta,
+        reply: ReplyEntry,
+    ) {
+        let path = match self.s.child_path(parent.0, name) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        if self.s.echo.is_echo(req.pid()) {
+            return match self.echo_created(&path) {
+                Some(a) => reply.entry(&Duration::ZERO, &a, Generation(0)),
+                None => reply.error(Errno::ENOENT),
+            };
+        }
+        let sequential = match self.parent_modes(parent.0) {
+            Ok((_, seq)) => seq,
+            Err(e) => return reply.error(e),
+        };
+        let mode = create_mode(false, sequential);
+        let ttl = if sequential {
+            Duration::ZERO
+        } else {
+            self.ttl()
+        };
+        let s = self.s.clone();
+        self.s.spawn(async move {
+            let op = FsOp::Create {
+                path,
+                data: Vec::new(),
+                mode,
+                meta,
+            };
+            match s.propose_fs(op, !sequential).await {
+                Ok((_, FsResult::Created { path, stat })) => {
+                    let dir = attr::is_dir(&meta, &stat);
+                    let ino = lock(&s.inodes).get_or_insert(&path, stat.czxid, dir, true);
+                    reply.entry(&ttl, &attr::file_attr(ino, &meta, &stat), Generation(0));
+                }
+                Ok(_) => reply.error(Errno::EIO),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    /// unlink and rmdir: delete the znode now.
+    fn remove(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let path = match self.s.child_path(parent.0, name) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        if self.s.echo.is_echo(req.pid()) {
+            return reply.ok();
+        }
+        let s = self.s.clone();
+        self.s.spawn(async move {
+            match s
+                .propose_op(
+                    Op::Delete {
+                        path: path.clone(),
+                        version: -1,
+                    },
+                    true,
+                )
+                .await
+            {
+                Ok(_) => {
+                    lock(&s.inodes).unlink(&path);
+                    reply.ok();
+                }
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    /// The value of extended attribute `name` of `ino`.
+    fn xattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>, Errno> {
+        let no_data = Errno::from_i32(libc::ENODATA);
+        let name = name.to_str().ok_or(no_data)?;
+        let path = self.s.path_of(ino)?;
+        if name == "user.zk.name" {
+            let created = lock(&self.s.files).created_path_of(ino);
+            let path = created.unwrap_or(path);
+            let base = path.rsplit('/').next().unwrap_or_default();
+            return Ok(base.as_bytes().to_vec());
+        }
+        if name == "user.zk.fence" {
+            let me = self.s.session();
+            return self
+                .s
+                .node()
+                .read(|t| {
+                    t.lock_state(&path).and_then(|state| {
+                        state
+                            .holds
+                            .iter()
+                            .filter(|h| h.holder.0 == me)
+                            .map(|h| h.fence)
+                            .max()
+                    })
+                })
+                .map(|fence| fence.to_string().into_bytes())
+                .ok_or(no_data);
+        }
+        let (data, stat) = self
+            .s
+            .node()
+            .read(|t| t.get(&path).map(|(d, s)| (d.to_vec(), s)).ok())
+            .ok_or(Errno::ENOENT)?;
+        if name == "user.zk.data" {
+            return Ok(data);
+        }
+        attr::stat_xattr(name, &stat)
+            .map(String::into_bytes)
+            .ok_or(no_data)
+    }
+}
+
+fn reply_xattr(reply: ReplyXattr, value: &[u8], size: u32) {
+    let len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+    if size == 0 {
+        reply.size(len);
+    } else if len > size {
+        reply.error(Errno::from_i32(libc::ERANGE));
+    } else {
+        reply.data(value);
+    }
+}
+
+/// truncate(2)/ftruncate(2): through a writable handle it changes what the handle will
+/// commit; without one it commits the new content now.
+async fn truncate(s: &Shared, ino: u64, fh: Option<u64>, size: u64) -> Result<(), Errno> {
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    if size > MAX_DATA_LEN {
+        return Err(Errno::from_i32(libc::EFBIG));
+    }
+    if let Some(fh) = fh {
+        let ephemeral = {
+            let mut files = lock(&s.files);
+            match files.get(fh) {
+                Some(f) if f.writable => {
+                    f.data.resize(size, 0);
+                    f.dirty = true;
+                    Some(f.ephemeral)
+                }
+                _ => None,
+            }
+        };
+        match ephemeral {
+            Some(false) => return Ok(()),
+            Some(true) => return commit_handle(s, fh, When::Always).await.map(|_| ()),
+            None => {}
+        }
+    }
+    let path = s.path_of(ino)?;
+    let mut data = s
+        .node()
+        .read(|t| t.get(&path).map(|(d, _)| d.to_vec()))
+        .map_err(|e| crate::errno_of(&e))?;
+    data.resize(size, 0);
+    s.propose_op(
+        Op::SetData {
+            path,
+            data,
+            version: -1,
+        },
+        true,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// chmod/chown: stores the new mode (keeping the file type) and owner.
+async fn chmod(
+    s: &Shared,
+    ino: u64,
+    mode: Option<u32>,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<(), Errno> {
+    let path = s.path_of(ino)?;
+    let (old, stat) = s.znode(&path).ok_or(Errno::ENOENT)?;
+    let kind = if old.mode & S_IFMT != 0 {
+        old.mode & S_IFMT
+    } else if attr::is_dir(&old, &stat) {
+        S_IFDIR
+    } else {
+        S_IFREG
+    };
+    let current = attr::file_attr(ino, &old, &stat);
+    let meta = FileMeta {
+        mode: kind | (mode.unwrap_or(u32::from(current.perm)) & 0o7777),
+        uid: uid.unwrap_or(old.uid),
+        gid: gid.unwrap_or(old.gid),
+    };
+    s.propose_fs(FsOp::SetMeta { path, meta }, true)
+        .await
+        .map(|_| ())
+}
