@@ -68,7 +68,7 @@ pub struct Mount {
 
 /// Mounts `node`'s tree at `options.mountpoint`. Call from within a tokio runtime (the
 /// filesystem runs its commits on it). A stale mount left there by a crash is cleared
-/// first.
+/// first; a missing directory is created.
 ///
 /// # Errors
 /// The mount point is unusable, the kernel refused the mount, or the host session could
@@ -76,6 +76,10 @@ pub struct Mount {
 pub async fn mount(node: Handle, options: MountOptions) -> Result<Mount, MountError> {
     let path = options.mountpoint.clone();
     clear_stale_mount(&path);
+    if !path.exists() {
+        // A missing mount point is made, as `mount -m` does.
+        let _ = std::fs::create_dir_all(&path);
+    }
     match std::fs::metadata(&path) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {

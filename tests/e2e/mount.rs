@@ -379,6 +379,31 @@ print("ok")
         started.elapsed().as_secs_f64()
     );
     assert!(!m.join("noquorum").exists() && !m.join("nodir").exists());
+
+    // The killed nodes left dead mounts behind; a restart clears them and mounts again.
+    let dead = cluster.node(2).mountpoint();
+    assert_eq!(
+        std::fs::metadata(&dead)
+            .err()
+            .and_then(|e| e.raw_os_error()),
+        Some(libc::ENOTCONN),
+        "a kill -9 leaves a dead mount"
+    );
+    for id in [2, 3] {
+        cluster.node_mut(id).restart();
+    }
+    for node in cluster.nodes() {
+        node.wait_mounted(MOUNT_TIMEOUT);
+    }
+    wait_until(MOUNT_TIMEOUT, "writes again", || {
+        std::fs::write(cluster.node(2).mnt("after"), "ok").ok()
+    });
+    assert_eq!(read(&m.join("after")), "ok");
+    // SIGTERM unmounts cleanly.
+    let status = cluster.node_mut(3).stop();
+    assert!(status.success(), "{status}");
+    assert!(!cluster.node(3).is_mounted());
+    assert!(read(&cluster.node(3).log_path()).contains("unmounted"));
 }
 
 /// 200 flock increments from four mounts, flock -n and -w, a killed holder, elections with
@@ -445,6 +470,70 @@ fn flock_and_ephemerals_are_cluster_wide() {
         || (read(&out_file) == "granted\n").then_some(()),
     );
     waiter.kill9();
+
+    // A waiter killed while it waits stops waiting (it never gets the lock): after the
+    // holder lets go, the lock is free.
+    let mut holder = spawn_sh(&format!("exec flock {}/lock sleep 60", mnts[0].display()));
+    wait_until(MOUNT_TIMEOUT, "lock held again", || {
+        (!sh(&format!("flock -n {}/lock true", mnts[1].display()))
+            .status
+            .success())
+        .then_some(())
+    });
+    let mut doomed = spawn_sh(&format!("exec flock {}/lock sleep 600", mnts[2].display()));
+    thread::sleep(Duration::from_millis(300));
+    kill_group(&mut doomed);
+    kill_group(&mut holder);
+    wait_until(MOUNT_TIMEOUT, "lock free after the killed waiter", || {
+        sh(&format!("flock -n {}/lock true", mnts[1].display()))
+            .status
+            .success()
+            .then_some(())
+    });
+
+    // fcntl (lockf) locks exclude across hosts too, and hold a fencing token.
+    let py = |m: &Path, body: &str| {
+        format!(
+            "import fcntl, os, sys, time\nf = open({:?}, 'r+')\n{body}",
+            m.join("lock").display().to_string()
+        )
+    };
+    let mut posix = ChildGuard(Some(
+        Command::new("python3")
+            .arg("-c")
+            .arg(py(&mnts[0], "fcntl.lockf(f, fcntl.LOCK_EX)\nprint(os.getxattr(f.name, 'user.zk.fence').decode(), flush=True)\ntime.sleep(600)"))
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python"),
+    ));
+    let mut line = String::new();
+    {
+        use std::io::BufRead;
+        let out = posix
+            .0
+            .as_mut()
+            .and_then(|c| c.stdout.take())
+            .expect("stdout");
+        std::io::BufReader::new(out)
+            .read_line(&mut line)
+            .expect("fence");
+    }
+    let fence: u64 = line.trim().parse().expect("a fencing token");
+    assert!(fence > 200, "fence {fence} after 200+ grants");
+    let out = run_with_timeout(
+        Command::new("python3").arg("-c").arg(py(
+            &mnts[1],
+            "try:\n    fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)\n    sys.exit('got a held lock')\nexcept BlockingIOError:\n    print('blocked')",
+        )),
+        Duration::from_secs(30),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    posix.kill9();
+    println!("fcntl lock held elsewhere refused a second host; fencing token {fence}");
 
     // Elections: 20 scripts on 4 mounts race for election/leader; exactly one wins; when it
     // dies, another does.
