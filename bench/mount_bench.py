@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Latency of filesystem operations on quorumfs mounts beside the same operations on tmpfs.
 
+Two views of each operation: the syscalls alone, timed in this process, and the shell
+command a script runs (rows starting with `$`), a process each.
+
 Run by bench/mount.sh, which starts the cluster and passes the directories:
 
     mount_bench.py --mounts A B C --tmpfs DIR --zk HOST:PORT [--iterations N]
@@ -22,6 +25,7 @@ import os
 import select
 import statistics
 import struct
+import subprocess
 import time
 
 
@@ -59,6 +63,31 @@ def flock_cycle(path):
     fcntl.flock(fd, fcntl.LOCK_EX)
     fcntl.flock(fd, fcntl.LOCK_UN)
     os.close(fd)
+
+
+def run(argv):
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+
+
+def command_ops(root, n, tag):
+    """The same operations as the shell tools a script runs (a process each)."""
+    d = os.path.join(root, f"cmd-{tag}")
+    os.makedirs(d, exist_ok=True)
+    f = os.path.join(d, "file")
+    write(f, b"x" * 1024)
+    big = os.path.join(d, "big")
+    os.makedirs(big, exist_ok=True)
+    for i in range(1000):
+        write(os.path.join(big, f"e{i:04}"), b"")
+    n = max(30, n // 3)
+    return [
+        measure("$ stat", lambda i: run(["stat", f]), n),
+        measure("$ cat 1 KiB", lambda i: run(["cat", f]), n),
+        measure("$ ls 1,000 entries", lambda i: run(["ls", big]), n),
+        measure("$ echo > file", lambda i: run(["sh", "-c", f"echo {i} > {f}"]), n),
+        measure("$ mkdir", lambda i: run(["mkdir", os.path.join(d, f"dir{i}")]), n),
+        measure("$ flock -x file true", lambda i: run(["flock", "-x", f, "true"]), n),
+    ]
 
 
 def local_ops(root, n, tag):
@@ -157,8 +186,8 @@ def main():
     args = ap.parse_args()
     n = args.iterations
 
-    fs = local_ops(args.mounts[0], n, "q")
-    tmp = local_ops(args.tmpfs, n, "t")
+    fs = local_ops(args.mounts[0], n, "q") + command_ops(args.mounts[0], n, "q")
+    tmp = local_ops(args.tmpfs, n, "t") + command_ops(args.tmpfs, n, "t")
     remote = remote_ops(args.mounts[0], args.mounts[1], max(50, n // 3))
     port = client_port(args.zk, n)
     for row in fs:

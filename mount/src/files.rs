@@ -99,6 +99,16 @@ impl OpenFiles {
         self.dirs.remove(&fh);
     }
 
+    /// Whether closing `fh` has nothing to commit, now (`last` false: a flush) or at its
+    /// last close.
+    pub fn idle(&self, fh: u64, last: bool) -> bool {
+        self.files.get(&fh).is_none_or(|f| {
+            !f.failed
+                && !f.written
+                && !(last && (f.dirty || f.pending.is_some() || f.ephemeral || f.committing))
+        })
+    }
+
     /// Handles open on `ino`.
     pub fn handles_of(&self, ino: u64) -> Vec<u64> {
         self.files

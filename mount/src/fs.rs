@@ -733,8 +733,15 @@ impl Filesystem for QuorumFs {
         if fh.0 == ECHO_FH {
             return reply.ok();
         }
-        let s = self.s.clone();
         let path = self.s.path_of(ino.0).ok();
+        let locked = path
+            .as_ref()
+            .is_some_and(|p| self.s.locks.involves(&(p.clone(), lock_owner.0)));
+        if !locked && lock(&self.s.files).idle(fh.0, false) {
+            // Most closes: nothing to commit, no lock to drop.
+            return reply.ok();
+        }
+        let s = self.s.clone();
         self.s.spawn(async move {
             // close() drops the closing process's POSIX locks on the file.
             if let Some(path) = path {
@@ -765,8 +772,19 @@ impl Filesystem for QuorumFs {
         if fh.0 == ECHO_FH {
             return;
         }
-        let s = self.s.clone();
         let path = self.s.path_of(ino.0).ok();
+        let locked = match (&path, lock_owner) {
+            (Some(p), Some(owner)) => self.s.locks.involves(&(p.clone(), owner.0)),
+            _ => false,
+        };
+        {
+            let mut files = lock(&self.s.files);
+            if !locked && files.idle(fh.0, true) {
+                files.remove(fh.0);
+                return;
+            }
+        }
+        let s = self.s.clone();
         self.s.spawn(async move {
             // The last close of a descriptor drops its flock locks.
             if let (Some(path), Some(owner)) = (path, lock_owner) {

@@ -71,6 +71,11 @@ impl LockWaits {
         lock(&self.held).insert(key);
     }
 
+    /// Whether this host holds or waits for `key`.
+    pub fn involves(&self, key: &LockKey) -> bool {
+        lock(&self.held).contains(key) || lock(&self.waiting).contains_key(key)
+    }
+
     /// Forgets a held lock; true if it was held.
     pub fn drop_hold(&self, key: &LockKey) -> bool {
         lock(&self.held).remove(key)
