@@ -8,7 +8,8 @@ Run by bench/mount.sh, which starts the cluster and passes the directories:
 
     mount_bench.py --mounts A B C --tmpfs DIR --zk HOST:PORT [--iterations N]
 
-Every operation runs in this process as the syscalls a shell tool makes (stat: stat(2);
+Each operation runs on quorumfs and on tmpfs alternately (so both see the same load), first
+in this process as the syscalls a shell tool makes (stat: stat(2);
 cat: open, read, close; ls: listdir; echo > file: open(O_TRUNC), write, close; mkdir;
 flock: open, flock(LOCK_EX), flock(LOCK_UN), close), N times, and reports the median and
 p99 in microseconds as one JSON line each, then a Markdown table with the ratio to tmpfs.
@@ -34,15 +35,34 @@ def pct(samples, p):
     return s[min(len(s) - 1, int(len(s) * p))]
 
 
-def measure(name, fn, n, setup=None):
+def summary(name, samples):
+    return {"op": name, "n": len(samples), "p50_us": statistics.median(samples),
+            "p99_us": pct(samples, 0.99)}
+
+
+def measure(name, fn, n):
     out = []
     for i in range(n):
-        if setup:
-            setup(i)
         t = time.perf_counter_ns()
         fn(i)
         out.append((time.perf_counter_ns() - t) / 1000)
-    return {"op": name, "n": n, "p50_us": statistics.median(out), "p99_us": pct(out, 0.99)}
+    return summary(name, out)
+
+
+def interleaved(q_ops, t_ops):
+    """Runs each operation on quorumfs and tmpfs alternately, iteration by iteration, so
+    that both see the same machine load; returns their summaries."""
+    q_rows, t_rows = [], []
+    for (name, qf, n), (_, tf, _) in zip(q_ops, t_ops):
+        qs, ts = [], []
+        for i in range(n):
+            for f, out in ((qf, qs), (tf, ts)):
+                t = time.perf_counter_ns()
+                f(i)
+                out.append((time.perf_counter_ns() - t) / 1000)
+        q_rows.append(summary(name, qs))
+        t_rows.append(summary(name, ts))
+    return q_rows, t_rows
 
 
 def cat(path):
@@ -81,12 +101,12 @@ def command_ops(root, n, tag):
         write(os.path.join(big, f"e{i:04}"), b"")
     n = max(30, n // 3)
     return [
-        measure("$ stat", lambda i: run(["stat", f]), n),
-        measure("$ cat 1 KiB", lambda i: run(["cat", f]), n),
-        measure("$ ls 1,000 entries", lambda i: run(["ls", big]), n),
-        measure("$ echo > file", lambda i: run(["sh", "-c", f"echo {i} > {f}"]), n),
-        measure("$ mkdir", lambda i: run(["mkdir", os.path.join(d, f"dir{i}")]), n),
-        measure("$ flock -x file true", lambda i: run(["flock", "-x", f, "true"]), n),
+        ("$ stat", lambda i: run(["stat", f]), n),
+        ("$ cat 1 KiB", lambda i: run(["cat", f]), n),
+        ("$ ls 1,000 entries", lambda i: run(["ls", big]), n),
+        ("$ echo > file", lambda i: run(["sh", "-c", f"echo {i} > {f}"]), n),
+        ("$ mkdir", lambda i: run(["mkdir", os.path.join(d, f"dir{i}")]), n),
+        ("$ flock -x file true", lambda i: run(["flock", "-x", f, "true"]), n),
     ]
 
 
@@ -103,15 +123,14 @@ def local_ops(root, n, tag):
         write(os.path.join(big, f"e{i:04}"), b"")
     lock = os.path.join(d, "lock")
     write(lock, b"")
-    rows = [
-        measure("stat", lambda i: os.stat(f), n),
-        measure("cat 1 KiB (hot)", lambda i: cat(f), n),
-        measure("ls 1,000 entries", lambda i: os.listdir(big), max(20, n // 10)),
-        measure("echo > file (1 KiB commit)", lambda i: write(f, data), n),
-        measure("mkdir", lambda i: os.mkdir(os.path.join(d, f"dir{i}")), n),
-        measure("flock acquire+release", lambda i: flock_cycle(lock), n),
+    return [
+        ("stat", lambda i: os.stat(f), n),
+        ("cat 1 KiB (hot)", lambda i: cat(f), n),
+        ("ls 1,000 entries", lambda i: os.listdir(big), max(20, n // 10)),
+        ("echo > file (1 KiB commit)", lambda i: write(f, data), n),
+        ("mkdir", lambda i: os.mkdir(os.path.join(d, f"dir{i}")), n),
+        ("flock acquire+release", lambda i: flock_cycle(lock), n),
     ]
-    return rows
 
 
 class Inotify:
@@ -186,8 +205,10 @@ def main():
     args = ap.parse_args()
     n = args.iterations
 
-    fs = local_ops(args.mounts[0], n, "q") + command_ops(args.mounts[0], n, "q")
-    tmp = local_ops(args.tmpfs, n, "t") + command_ops(args.tmpfs, n, "t")
+    fs, tmp = interleaved(
+        local_ops(args.mounts[0], n, "q") + command_ops(args.mounts[0], n, "q"),
+        local_ops(args.tmpfs, n, "t") + command_ops(args.tmpfs, n, "t"),
+    )
     remote = remote_ops(args.mounts[0], args.mounts[1], max(50, n // 3))
     port = client_port(args.zk, n)
     for row in fs:
