@@ -455,6 +455,24 @@ fn flock_and_ephemerals_are_cluster_wide() {
     println!("flock -w 1 gave up after {:.2} s", waited.as_secs_f64());
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
 
+    // Shared locks: held on two mounts at once; an exclusive one is refused meanwhile.
+    let mut readers: Vec<ChildGuard> = [0, 1]
+        .iter()
+        .map(|&i| spawn_sh(&format!("exec flock -s {}/shared sleep 60", mnts[i].display())))
+        .collect();
+    std::fs::write(mnts[0].join("shared"), "").expect("shared lock file");
+    wait_until(MOUNT_TIMEOUT, "two shared holders", || {
+        let both = readers.iter_mut().all(|r| {
+            r.0.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+        });
+        let x = sh(&format!("flock -x -n {}/shared true", mnts[2].display()));
+        let s = sh(&format!("flock -s -n {}/shared true", mnts[3].display()));
+        (both && !x.status.success() && s.status.success()).then_some(())
+    });
+    for r in &mut readers {
+        kill_group(r);
+    }
+
     // A waiter on mount 4 gets it when the holder is killed.
     let out_file = mnts[3].join("got");
     let mut waiter = spawn_sh(&format!(
