@@ -3,7 +3,8 @@
 //! `tests/kazoo/fsd_kazoo.py` is a pytest plugin that makes kazoo's test harness start real
 //! `fsd run` processes (free loopback ports, temporary data directories) where it would start
 //! Java ZooKeeper servers, and skips, with a reason each, the tests that need what only the
-//! Java server has (see the README). This test runs `python3 -m pytest` on it and fails if
+//! Java server has (see the README). This test runs `python3 -m pytest` on it, once on a
+//! single node and once, for the tests that stop a server, on three voters, and fails if
 //! pytest does. It prints a SKIP line and passes when kazoo or pytest is not importable
 //! (`.ci/run` installs the pinned versions).
 
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{run_with_timeout, FSD};
 
-/// The whole suite takes about two minutes on two cores; this only stops a hung run.
+/// The suite takes under two minutes on two cores; this only stops a hung run.
 const SUITE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 fn plugin_dir() -> PathBuf {
@@ -35,12 +36,9 @@ fn missing_python_deps() -> Option<String> {
     }
 }
 
-#[test]
-fn kazoo_suite() {
-    if let Some(why) = missing_python_deps() {
-        println!("SKIP kazoo_suite: {why}");
-        return;
-    }
+/// Runs the suite with `env` added; returns pytest's summary line after checking that it
+/// passed at least one test and failed none.
+fn run_pytest(what: &str, env: &[(&str, &str)]) -> String {
     let dir = plugin_dir();
     let work = tempfile::tempdir().expect("temp dir");
     let python_path = match std::env::var_os("PYTHONPATH") {
@@ -55,13 +53,14 @@ fn kazoo_suite() {
     let mut cmd = Command::new("python3");
     cmd.args(["-m", "pytest", "-c"])
         .arg(dir.join("pytest.ini"))
-        .args(["--rootdir"])
+        .arg("--rootdir")
         .arg(work.path())
         .args(["--pyargs", "kazoo.tests"])
         .current_dir(work.path())
         .env("FSD_BIN", FSD)
         .env("PYTHONPATH", python_path)
-        .env("RUST_LOG", "info");
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied());
     let started = Instant::now();
     let out = run_with_timeout(&mut cmd, SUITE_TIMEOUT);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -70,18 +69,31 @@ fn kazoo_suite() {
         .lines()
         .rev()
         .find(|l| l.starts_with('=') && (l.contains(" passed") || l.contains(" failed")))
-        .unwrap_or("(no pytest summary line)");
+        .unwrap_or("(no pytest summary line)")
+        .to_string();
     println!(
-        "kazoo suite against fsd in {:.0?}: {summary}",
+        "kazoo suite against fsd, {what}, in {:.0?}: {summary}",
         started.elapsed()
     );
     assert!(
         out.status.success(),
-        "kazoo's test suite failed against fsd ({}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
+        "kazoo's test suite failed against fsd ({what}; {}):\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
         out.status
     );
     assert!(
         summary.contains(" passed"),
-        "pytest exited 0 without passing any test:\n{stdout}"
+        "pytest exited 0 without passing any test ({what}):\n{stdout}"
     );
+    summary
+}
+
+#[test]
+fn kazoo_suite() {
+    if let Some(why) = missing_python_deps() {
+        println!("SKIP kazoo_suite: {why}");
+        return;
+    }
+    run_pytest("one node", &[]);
+    // The few tests that stop one server and expect the client to move to another.
+    run_pytest("three voters", &[("FSD_KAZOO_MULTI_NODE", "1")]);
 }

@@ -17,6 +17,8 @@ Environment:
 
 - ``FSD_BIN``: the ``fsd`` binary (required).
 - ``ZOOKEEPER_CLUSTER_SIZE``: voters per cluster (default 1, a single-node ensemble).
+- ``FSD_KAZOO_MULTI_NODE``: when set, run only the tests that need several servers
+  (``NEEDS_SEVERAL_NODES``), on a three-voter cluster.
 - ``FSD_KAZOO_KEEP``: when set, keep each node's directory (``fsd.log``, data) for a look.
 
 Tests that need what only the Java server has are skipped with a reason: see ``EXCLUDED``
@@ -39,8 +41,9 @@ import pytest
 
 # What the harness reads from the environment. The version is the one fsd reports in `envi`
 # (3.8.0-quorumfs-...), so the version checks in kazoo's tests take their 3.5+ branches.
+MULTI_NODE = bool(os.environ.get("FSD_KAZOO_MULTI_NODE"))
 os.environ.setdefault("ZOOKEEPER_VERSION", "3.8.0")
-os.environ.setdefault("ZOOKEEPER_CLUSTER_SIZE", "1")
+os.environ.setdefault("ZOOKEEPER_CLUSTER_SIZE", "3" if MULTI_NODE else "1")
 
 # ZooKeeper's super user as kazoo's harness configures it (password "test").
 SUPER_DIGEST = "super:D/InIHSb7yEEbrWz8b9l71RjZJU="
@@ -283,7 +286,10 @@ READ_ONLY = (
     "read-only mode (a server cut off from its quorum serving read-only sessions) is not "
     "implemented, and the test stops two servers of a three-server cluster"
 )
-ONE_NODE = "stops one server of a multi-server cluster; this harness runs a single fsd node"
+ONE_NODE = (
+    "stops one server of a multi-server cluster: runs in the separate three-voter pass "
+    "(FSD_KAZOO_MULTI_NODE)"
+)
 NULL_DATA = (
     "null znode data: the ensemble's tree stores data as bytes without a null marker, so "
     "data written as null reads back as empty (needs a change in ensemble/)"
@@ -301,26 +307,44 @@ EXCLUDED = {
     "test_client.py::TestReconfig::test_add_remove_observer": RECONFIG,
     "test_client.py::TestReconfig::test_bad_input": RECONFIG,
     "test_connection.py::TestReadOnlyMode::test_read_only": READ_ONLY,
-    "test_client.py::TestClient::test_update_host_list": ONE_NODE,
     "test_client.py::TestClient::test_create_null_data": NULL_DATA,
     "test_client.py::TestClient::test_set_null_data": NULL_DATA,
+}
+
+
+# Tests that stop a server and expect the client to move to another: skipped on a single
+# node, and the only tests of the three-voter pass.
+NEEDS_SEVERAL_NODES = {
+    "test_client.py::TestClient::test_update_host_list",
 }
 
 
 def pytest_collection_modifyitems(config, items):
     collected_files = set()
     matched = set()
+    kept, deselected = [], []
     for item in items:
         file = os.path.basename(str(item.fspath))
         collected_files.add(file)
         key = "::".join([file] + item.nodeid.split("::")[1:])
+        several = key in NEEDS_SEVERAL_NODES
         reason = EXCLUDED.get(key)
-        if reason is not None:
+        if several or reason is not None:
             matched.add(key)
+        if MULTI_NODE and not several:
+            deselected.append(item)
+            continue
+        if several and not MULTI_NODE:
+            reason = ONE_NODE
+        if reason is not None:
             item.add_marker(pytest.mark.skip(reason="excluded for fsd: " + reason))
+        kept.append(item)
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = kept
     stale = [
         k
-        for k in EXCLUDED
+        for k in list(EXCLUDED) + sorted(NEEDS_SEVERAL_NODES)
         if k not in matched and k.split("::")[0] in collected_files and not config.option.keyword
     ]
     if stale:
