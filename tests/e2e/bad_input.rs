@@ -523,7 +523,7 @@ fn set_watches_frame(paths: &[String]) -> Vec<u8> {
 fn a_million_watches_from_one_client_cost_only_its_connection() {
     const ASKED: usize = 1_000_000;
     const DEFAULT_LIMIT: u64 = 100_000;
-    // With the limit the node grows by about 25 MiB here. Without it the table would hold
+    // With the limit the node grows by about 22 MiB here. Without it the table would hold
     // all of them: the node grew by about 340 MiB (measured with a build without the limit).
     const RSS_GROWTH_BOUND_KIB: u64 = 80 * 1024;
 

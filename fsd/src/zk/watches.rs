@@ -13,7 +13,7 @@
 //! past the limit and the caller closes that connection (see `ops`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use quorumfs_ensemble::tree::Change;
@@ -102,17 +102,18 @@ pub(crate) struct WatchLimitExceeded {
     pub limits: WatchLimits,
 }
 
-/// One connection's watches, for detaching it and for its limits.
+/// One connection's watches, for detaching it and for its limits. The paths are the same
+/// allocations as the keys of [`Tables::by_kind`].
 #[derive(Default)]
 struct ConnWatches {
-    set: HashSet<(WatchKind, String)>,
+    set: HashSet<(WatchKind, Arc<str>)>,
     /// Sum of the path lengths in `set`.
     path_bytes: usize,
 }
 
 impl ConnWatches {
     fn remove(&mut self, kind: WatchKind, path: &str) {
-        if self.set.remove(&(kind, path.to_string())) {
+        if self.set.remove(&(kind, Arc::from(path))) {
             self.path_bytes = self.path_bytes.saturating_sub(path.len());
         }
     }
@@ -120,7 +121,8 @@ impl ConnWatches {
 
 #[derive(Default)]
 struct Tables {
-    by_kind: [HashMap<String, HashSet<ConnId>>; KINDS],
+    /// Watchers per kind and path; every connection watching a path shares its key.
+    by_kind: [HashMap<Arc<str>, HashSet<ConnId>>; KINDS],
     by_conn: HashMap<ConnId, ConnWatches>,
     sinks: HashMap<ConnId, Sink>,
 }
@@ -177,8 +179,16 @@ impl WatchTable {
         path: &str,
     ) -> Result<(), WatchLimitExceeded> {
         let mut t = self.lock();
-        let mine = t.by_conn.entry(conn).or_default();
-        let key = (kind, path.to_string());
+        let Tables {
+            by_kind, by_conn, ..
+        } = &mut *t;
+        let watchers = &mut by_kind[slot(kind)];
+        let shared: Arc<str> = match watchers.get_key_value(path) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(path),
+        };
+        let mine = by_conn.entry(conn).or_default();
+        let key = (kind, shared.clone());
         if mine.set.contains(&key) {
             return Ok(());
         }
@@ -193,10 +203,7 @@ impl WatchTable {
         }
         mine.path_bytes += path.len();
         mine.set.insert(key);
-        t.by_kind[slot(kind)]
-            .entry(path.to_string())
-            .or_default()
-            .insert(conn);
+        watchers.entry(shared).or_default().insert(conn);
         Ok(())
     }
 
@@ -276,7 +283,7 @@ impl WatchTable {
     }
 }
 
-fn remove_entry(map: &mut HashMap<String, HashSet<ConnId>>, path: &str, conn: ConnId) -> bool {
+fn remove_entry(map: &mut HashMap<Arc<str>, HashSet<ConnId>>, path: &str, conn: ConnId) -> bool {
     let Some(set) = map.get_mut(path) else {
         return false;
     };
@@ -476,5 +483,26 @@ mod tests {
             WatchLimits::default().max_watches,
             WatchLimits::DEFAULT_MAX_WATCHES
         );
+    }
+
+    #[test]
+    fn connections_watching_a_path_share_one_copy_of_it() {
+        let t = WatchTable::default();
+        t.add(1, WatchKind::Exist, "/shared").unwrap();
+        t.add(2, WatchKind::Exist, "/shared").unwrap();
+        let tables = t.lock();
+        let path = |conn: ConnId| {
+            tables.by_conn[&conn]
+                .set
+                .iter()
+                .next()
+                .map(|(_, p)| p.clone())
+                .unwrap()
+        };
+        assert!(Arc::ptr_eq(&path(1), &path(2)));
+        let (key, _) = tables.by_kind[slot(WatchKind::Exist)]
+            .get_key_value("/shared")
+            .unwrap();
+        assert!(Arc::ptr_eq(key, &path(1)));
     }
 }
