@@ -30,7 +30,11 @@ fn missing_python_deps() -> Option<String> {
         Err(e) => Some(format!("python3 not runnable: {e}")),
         Ok(out) if !out.status.success() => Some(format!(
             "kazoo or pytest not importable (pip install kazoo pytest): {}",
-            String::from_utf8_lossy(&out.stderr).trim()
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim()
         )),
         Ok(_) => None,
     }
