@@ -67,6 +67,7 @@ pub(crate) async fn run(config: RunConfig, shutdown: CancellationToken) -> anyho
         node.clone(),
         config.tick,
         config.super_digest.clone(),
+        zk::WatchLimits::per_connection(config.max_watches_per_connection),
     ));
     let zk_cancel = shutdown.child_token();
     let zk_task = tokio::spawn(zk_server.clone().serve(client_listener, zk_cancel.clone()));

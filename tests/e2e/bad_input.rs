@@ -485,3 +485,185 @@ fn a_client_that_never_reads_is_disconnected_and_costs_no_one_else() {
         "the server buffered {drained} bytes for a client that never reads"
     );
 }
+
+/// The node's resident set size in KiB (`VmRSS` in /proc/PID/status).
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("read /proc/{pid}/status: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"))
+}
+
+fn watches_held(node: &Node) -> u64 {
+    node.status()
+        .and_then(|s| s["watches"].as_u64())
+        .expect("/status reports watches")
+}
+
+/// A setWatches request (xid -8, opcode 101) re-registering exist watches on `paths`.
+fn set_watches_frame(paths: &[String]) -> Vec<u8> {
+    let mut body = Buf::default().int(-8).int(101).long(0);
+    body = body.int(0); // data watches
+    body = body.int(paths.len() as i32);
+    for p in paths {
+        body = body.string(p);
+    }
+    body.int(0).framed() // child watches
+}
+
+/// One client asks for a million watches (setWatches, as a reconnecting client sends them,
+/// in frames just under the 1 MiB request limit). The node holds at most
+/// `--max-watches-per-connection` (default 100,000) of them, closes that connection, frees
+/// its watches, keeps serving another client (watches included), and its memory stays
+/// bounded.
+#[test]
+fn a_million_watches_from_one_client_cost_only_its_connection() {
+    const ASKED: usize = 1_000_000;
+    const DEFAULT_LIMIT: u64 = 100_000;
+    // With the limit the node grows by about 22 MiB here. Without it the table would hold
+    // all of them: the node grew by about 340 MiB (measured with a build without the limit).
+    const RSS_GROWTH_BOUND_KIB: u64 = 80 * 1024;
+
+    let cluster = Cluster::start(1);
+    let node = cluster.node(1);
+    let addr = node.client_socket();
+    let pid = node.pid().expect("node runs");
+
+    let mut other = RawClient::connect(addr).expect("other client connects");
+    assert_eq!(other.create("/watched", b"0").expect("create"), jute::OK);
+    let rss_before = rss_kib(pid);
+
+    let hostile = RawClient::connect(addr).expect("hostile client connects");
+    let mut stream = hostile.into_stream();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .expect("write timeout");
+    // 60,000 paths of 13 bytes, each with its 4-byte length: about 1 MB per request, under
+    // the 1 MiB + 64 KiB frame limit.
+    let per_frame = 60_000;
+    let mut sent = 0usize;
+    let mut refused_at = None;
+    while sent < ASKED {
+        let n = per_frame.min(ASKED - sent);
+        let paths: Vec<String> = (sent..sent + n).map(|i| format!("/w/{i:010}")).collect();
+        if let Err(e) = stream.write_all(&set_watches_frame(&paths)) {
+            // The server closed the connection: the rest cannot even be sent.
+            refused_at = Some((sent, e));
+            break;
+        }
+        sent += n;
+    }
+    if let Err(e) = wait_closed(&mut stream, Duration::from_secs(30)) {
+        panic!(
+            "the node should close a connection asking for {sent} watches (write error: {:?}): {e}",
+            refused_at.as_ref().map(|(_, e)| e.to_string())
+        );
+    }
+
+    // Its watches went with it, and the node never held more than the limit.
+    let held = watches_held(node);
+    assert!(
+        held < DEFAULT_LIMIT,
+        "the closed connection's watches are dropped (node holds {held})"
+    );
+
+    // Everyone else is still served, watches included.
+    let reply = other
+        .call(
+            jute::OP_GET_DATA,
+            Buf::default().string("/watched").boolean(true),
+        )
+        .expect("getData with a watch");
+    assert_eq!(reply.err, jute::OK);
+    let mut writer = RawClient::connect(addr).expect("a new client connects");
+    assert_eq!(
+        writer.set_data("/watched", b"1", -1).expect("setData"),
+        jute::OK
+    );
+    let notification = other.read_frame().expect("the watch fires");
+    assert_eq!(
+        i32::from_be_bytes(notification[0..4].try_into().unwrap()),
+        -1,
+        "a notification (xid -1)"
+    );
+    assert_eq!(
+        i32::from_be_bytes(notification[16..20].try_into().unwrap()),
+        3,
+        "NodeDataChanged"
+    );
+
+    let rss_after = rss_kib(pid);
+    let growth = rss_after.saturating_sub(rss_before);
+    println!(
+        "watch limit: {sent} watches sent on one connection before it was closed; \
+         RSS {rss_before} KiB -> {rss_after} KiB (+{growth} KiB)"
+    );
+    assert!(
+        growth < RSS_GROWTH_BOUND_KIB,
+        "RSS grew by {growth} KiB for one hostile client (bound {RSS_GROWTH_BOUND_KIB} KiB)"
+    );
+}
+
+/// With `--max-watches-per-connection 1000`, the exists/getData watch that would be the
+/// 1,001st closes the connection without a reply; watching the same thing again is free.
+#[test]
+fn a_watch_past_the_per_connection_limit_closes_that_connection() {
+    const LIMIT: usize = 1000;
+    let cluster = Cluster::builder(1)
+        .arg("--max-watches-per-connection")
+        .arg(&LIMIT.to_string())
+        .start();
+    let node = cluster.node(1);
+    let addr = node.client_socket();
+
+    let mut c = RawClient::connect(addr).expect("connect");
+    for i in 0..LIMIT {
+        let reply = c
+            .call(
+                jute::OP_EXISTS,
+                Buf::default().string(&format!("/missing{i}")).boolean(true),
+            )
+            .unwrap_or_else(|e| panic!("exists #{i}: {e}"));
+        assert_eq!(reply.err, jute::NO_NODE, "exists #{i} answers NoNode");
+    }
+    // The same watch again is not a new one.
+    let again = c
+        .call(
+            jute::OP_EXISTS,
+            Buf::default().string("/missing0").boolean(true),
+        )
+        .expect("a repeated watch is answered");
+    assert_eq!(again.err, jute::NO_NODE);
+    assert_eq!(watches_held(node), LIMIT as u64);
+
+    // One more is refused by closing the connection, with no reply.
+    let mut stream = c.into_stream();
+    let over = Buf::default()
+        .int(9999)
+        .int(jute::OP_EXISTS)
+        .string("/one-too-many")
+        .boolean(true)
+        .framed();
+    stream
+        .write_all(&over)
+        .expect("send the request past the limit");
+    let got = wait_closed(&mut stream, CLOSE_TIMEOUT)
+        .unwrap_or_else(|e| panic!("the connection past the limit is closed: {e}"));
+    assert!(got.is_empty(), "no reply past the limit: {got:?}");
+    wait_until(Duration::from_secs(10), "its watches are dropped", || {
+        (watches_held(node) == 0).then_some(())
+    });
+
+    // Another connection has a limit of its own.
+    let mut d = RawClient::connect(addr).expect("another client connects");
+    let reply = d
+        .call(
+            jute::OP_EXISTS,
+            Buf::default().string("/missing0").boolean(true),
+        )
+        .expect("exists with a watch");
+    assert_eq!(reply.err, jute::NO_NODE);
+}

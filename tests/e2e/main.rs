@@ -1,7 +1,7 @@
 //! End-to-end tests: they start real `fsd` processes (the binary Cargo builds for this package)
 //! on loopback and talk to them the way users do — the ZooKeeper client port (through the
 //! `zookeeper-client` crate, Debian's `zkCli.sh`, and raw bytes), the admin HTTP endpoint, and
-//! the `fsd` command-line client.
+//! the `fsd` command-line client, plus kazoo's own Python test suite (`kazoo_suite`).
 //!
 //! One test binary with a shared harness, as ripgrep's `tests/tests.rs` and `util.rs`:
 //! - `harness`: clusters, nodes, processes, readiness, polling;
@@ -20,6 +20,7 @@ mod cli;
 mod corruption;
 mod crash;
 mod differential;
+mod kazoo_suite;
 mod learner;
 mod mount;
 mod snapshot;

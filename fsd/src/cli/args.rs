@@ -84,6 +84,10 @@ pub(crate) struct RunArgs {
     /// passes every ACL.
     #[arg(long)]
     pub super_digest: Option<String>,
+    /// Watches one client connection may hold (default 100000); a request that would pass
+    /// it closes that connection.
+    #[arg(long)]
+    pub max_watches_per_connection: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -28,6 +28,7 @@ struct FileConfig {
     tick_ms: Option<u64>,
     snapshot_every: Option<u64>,
     super_digest: Option<String>,
+    max_watches_per_connection: Option<usize>,
 }
 
 /// Everything `fsd run` needs, validated.
@@ -47,6 +48,8 @@ pub(crate) struct RunConfig {
     pub tick: Duration,
     /// ZooKeeper's super-user digest, `user:base64hash`.
     pub super_digest: Option<String>,
+    /// Watches one client connection may hold before it is closed.
+    pub max_watches_per_connection: usize,
 }
 
 /// The data directory used when none is given.
@@ -173,6 +176,13 @@ impl RunConfig {
                 bail!("--super-digest must be USER:BASE64HASH");
             }
         }
+        let max_watches_per_connection = args
+            .max_watches_per_connection
+            .or(file.max_watches_per_connection)
+            .unwrap_or(crate::zk::WatchLimits::DEFAULT_MAX_WATCHES);
+        if max_watches_per_connection == 0 {
+            bail!("--max-watches-per-connection must be at least 1");
+        }
         let mut node = NodeConfig::new(id, data, peer_listen);
         node.advertise = advertise;
         node.members = members;
@@ -191,6 +201,7 @@ impl RunConfig {
             session_timeout: Duration::from_millis(session_timeout),
             tick: Duration::from_millis(tick_ms),
             super_digest,
+            max_watches_per_connection,
         })
     }
 }

@@ -1,7 +1,9 @@
 //! One client connection: the four-letter-word shortcut, the session handshake (new session,
 //! or re-attach with id and password), then requests in order, one at a time, replies and
 //! watch notifications through one ordered outbox. Malformed bytes close this connection
-//! only; a client that stops reading is closed when its outbox fills.
+//! only; a client that stops reading is closed when its outbox fills, and one that asks for
+//! more watches than `--max-watches-per-connection` is closed at the request that would
+//! pass the limit, without a reply.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -267,6 +269,15 @@ async fn run(
             Outcome::ReplyAndClose(err) => {
                 proto::encode_reply(header.xid, zxid, err, None, &mut out);
                 true
+            }
+            Outcome::CloseOverWatchLimit(e) => {
+                tracing::warn!(
+                    conn,
+                    %peer,
+                    session = format_args!("{session:#x}"),
+                    "closing a connection that asked for too many watches: {e}"
+                );
+                break Err(End::Refused(e.to_string()));
             }
         };
         if !queue(&outbox, out, &close).await {

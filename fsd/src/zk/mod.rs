@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use proto::FourLetterWord;
+pub(crate) use watches::WatchLimits;
 use watches::WatchTable;
 
 /// State shared by every client connection of this node.
@@ -40,8 +41,13 @@ pub(crate) struct Server {
 impl Server {
     /// Creates the client-port state and hooks the watch table into the replica's apply
     /// path.
-    pub(crate) fn new(node: Handle, tick: Duration, super_digest: Option<String>) -> Server {
-        let watches = Arc::new(WatchTable::default());
+    pub(crate) fn new(
+        node: Handle,
+        tick: Duration,
+        super_digest: Option<String>,
+        watch_limits: WatchLimits,
+    ) -> Server {
+        let watches = Arc::new(WatchTable::new(watch_limits));
         let table = watches.clone();
         node.add_listener(Box::new(move |_tree, event| {
             if let ApplyEvent::Changes { changes, .. } = event {

@@ -25,7 +25,7 @@ use super::proto::{
     AddWatchMode, CreateMode, ErrorCode, EventType, MultiOp, MultiOpResult, MultiReadOp, Request,
     Response, WatcherType,
 };
-use super::watches::WatchKind;
+use super::watches::{WatchKind, WatchLimitExceeded};
 
 /// What the connection does after a request.
 pub(crate) enum Outcome {
@@ -37,6 +37,27 @@ pub(crate) enum Outcome {
     /// after a failed addAuth, which ends the connection but not the session (ZooKeeper's
     /// `ZooKeeperServer.processPacket`).
     ReplyAndClose(ErrorCode),
+    /// Close the connection without a reply: the request would have taken the connection
+    /// past its watch limit. The client sees ConnectionLoss, as for any dropped connection;
+    /// its session lives on.
+    CloseOverWatchLimit(WatchLimitExceeded),
+}
+
+/// Why a read that may set a watch has no result.
+enum Refused {
+    /// Answer with this error code.
+    Code(ErrorCode),
+    /// The watch would take the connection past its limit.
+    OverWatchLimit(WatchLimitExceeded),
+}
+
+impl From<Refused> for Outcome {
+    fn from(r: Refused) -> Outcome {
+        match r {
+            Refused::Code(c) => code(c),
+            Refused::OverWatchLimit(e) => Outcome::CloseOverWatchLimit(e),
+        }
+    }
 }
 
 fn ok(resp: Response) -> Outcome {
@@ -268,7 +289,9 @@ impl Session {
                     } else {
                         WatchKind::Exist
                     };
-                    self.watches.add(self.conn, kind, read_path(&r.path));
+                    if let Err(e) = self.watches.add(self.conn, kind, read_path(&r.path)) {
+                        return Outcome::CloseOverWatchLimit(e);
+                    }
                 }
                 match stat {
                     Some(s) => ok(Response::Exists(wire_stat(&s))),
@@ -279,8 +302,12 @@ impl Session {
                 Ok(_) if self.denied(t, read_path(&r.path), READ) => code(ErrorCode::NoAuth),
                 Ok((data, stat)) => {
                     if r.watch {
-                        self.watches
-                            .add(self.conn, WatchKind::Data, read_path(&r.path));
+                        if let Err(e) =
+                            self.watches
+                                .add(self.conn, WatchKind::Data, read_path(&r.path))
+                        {
+                            return Outcome::CloseOverWatchLimit(e);
+                        }
                     }
                     ok(Response::GetData(GetDataResponse {
                         data: data.to_vec(),
@@ -314,7 +341,7 @@ impl Session {
                         Ok((children, _)) => {
                             ok(Response::GetChildren(GetChildrenResponse { children }))
                         }
-                        Err(c) => code(c),
+                        Err(refused) => refused.into(),
                     })
             }
             Request::GetChildren2(r) => {
@@ -324,7 +351,7 @@ impl Session {
                             children,
                             stat: wire_stat(&stat),
                         })),
-                        Err(c) => code(c),
+                        Err(refused) => refused.into(),
                     })
             }
             Request::GetAllChildrenNumber(r) => {
@@ -358,10 +385,15 @@ impl Session {
             },
             Request::Multi(ops) => self.multi(&ops).await,
             Request::MultiRead(ops) => {
-                let results = self
-                    .node
-                    .read(|t| ops.iter().map(|op| self.multi_read(t, op)).collect());
-                ok(Response::Multi(results))
+                let results = self.node.read(|t| {
+                    ops.iter()
+                        .map(|op| self.multi_read(t, op))
+                        .collect::<Result<Vec<_>, _>>()
+                });
+                match results {
+                    Ok(results) => ok(Response::Multi(results)),
+                    Err(e) => Outcome::CloseOverWatchLimit(e),
+                }
             }
             Request::SetWatches(w) => self.set_watches(
                 w.relative_zxid,
@@ -390,8 +422,10 @@ impl Session {
                     Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
                     None => return code(ErrorCode::BadArguments),
                 };
-                self.watches.add(self.conn, kind, &r.path);
-                ok(Response::AddWatch)
+                match self.watches.add(self.conn, kind, &r.path) {
+                    Ok(()) => ok(Response::AddWatch),
+                    Err(e) => Outcome::CloseOverWatchLimit(e),
+                }
             }
             Request::RemoveWatches(r) => self.remove_watches(&r.path, r.watcher_type, true),
             Request::CheckWatches(r) => self.remove_watches(&r.path, r.watcher_type, false),
@@ -615,15 +649,15 @@ impl Session {
         Ok(())
     }
 
-    fn multi_read(&self, t: &Tree, op: &MultiReadOp) -> MultiOpResult {
-        match op {
+    fn multi_read(&self, t: &Tree, op: &MultiReadOp) -> Result<MultiOpResult, WatchLimitExceeded> {
+        Ok(match op {
             MultiReadOp::GetData(r) => match t.get(&r.path) {
                 Ok(_) if self.denied(t, &r.path, READ) => MultiOpResult::Error {
                     err: ErrorCode::NoAuth,
                 },
                 Ok((data, stat)) => {
                     if r.watch {
-                        self.watches.add(self.conn, WatchKind::Data, &r.path);
+                        self.watches.add(self.conn, WatchKind::Data, &r.path)?;
                     }
                     MultiOpResult::GetData {
                         data: data.to_vec(),
@@ -636,24 +670,30 @@ impl Session {
             },
             MultiReadOp::GetChildren(r) => match self.children(t, &r.path, r.watch) {
                 Ok((children, _)) => MultiOpResult::GetChildren { children },
-                Err(err) => MultiOpResult::Error { err },
+                Err(Refused::Code(err)) => MultiOpResult::Error { err },
+                Err(Refused::OverWatchLimit(e)) => return Err(e),
             },
-        }
+        })
     }
 
+    /// A node's children and Stat, with a child watch when `watch`.
     fn children(
         &self,
         t: &Tree,
         path: &str,
         watch: bool,
-    ) -> Result<(Vec<String>, zt::Stat), ErrorCode> {
-        let children = t.children(path).map_err(|e| error_code(&e))?;
-        let stat = t.stat(path).ok_or(ErrorCode::NoNode)?;
+    ) -> Result<(Vec<String>, zt::Stat), Refused> {
+        let children = t
+            .children(path)
+            .map_err(|e| Refused::Code(error_code(&e)))?;
+        let stat = t.stat(path).ok_or(Refused::Code(ErrorCode::NoNode))?;
         if self.denied(t, path, READ) {
-            return Err(ErrorCode::NoAuth);
+            return Err(Refused::Code(ErrorCode::NoAuth));
         }
         if watch {
-            self.watches.add(self.conn, WatchKind::Child, path);
+            self.watches
+                .add(self.conn, WatchKind::Child, path)
+                .map_err(Refused::OverWatchLimit)?;
         }
         Ok((children, stat))
     }
@@ -662,7 +702,7 @@ impl Session {
     /// changed after `relative_zxid` (the last zxid the client saw), as ZooKeeper does.
     fn set_watches(&self, relative_zxid: i64, lists: &[(WatchKind, Vec<String>)]) -> Outcome {
         let mut events = Vec::new();
-        self.node.read(|t| {
+        let registered = self.node.read(|t| {
             for (kind, paths) in lists {
                 for path in paths {
                     let stat = t.stat(path);
@@ -680,12 +720,16 @@ impl Session {
                     };
                     match fired {
                         Some(event) => events.push((event, path.clone())),
-                        None => self.watches.add(self.conn, *kind, path),
+                        None => self.watches.add(self.conn, *kind, path)?,
                     }
                 }
             }
+            Ok(())
         });
-        Outcome::ReplyThenEvents(events)
+        match registered {
+            Ok(()) => Outcome::ReplyThenEvents(events),
+            Err(e) => Outcome::CloseOverWatchLimit(e),
+        }
     }
 
     fn remove_watches(&self, path: &str, watcher_type: i32, remove: bool) -> Outcome {

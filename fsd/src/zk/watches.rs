@@ -6,9 +6,14 @@
 //! read the new state (ZooKeeper's ordering guarantee). Notifications go into each
 //! connection's bounded outbox without waiting; a connection whose outbox is full (a client
 //! that does not read its socket) is closed rather than allowed to grow memory.
+//!
+//! Each connection may hold at most [`WatchLimits::max_watches`] watches, whose paths add up
+//! to at most [`WatchLimits::max_path_bytes`]: ZooKeeper has no such bound, so one client
+//! could otherwise grow the node's memory without end. [`WatchTable::add`] refuses a watch
+//! past the limit and the caller closes that connection (see `ops`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use quorumfs_ensemble::tree::Change;
@@ -55,10 +60,70 @@ pub(crate) struct Sink {
     pub close: CancellationToken,
 }
 
+/// How much one connection may watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WatchLimits {
+    /// Distinct (kind, path) watches held at once.
+    pub max_watches: usize,
+    /// Bytes of watched paths held at once (a path watched in two ways counts twice).
+    pub max_path_bytes: usize,
+}
+
+impl WatchLimits {
+    /// Default `--max-watches-per-connection`.
+    pub(crate) const DEFAULT_MAX_WATCHES: usize = 100_000;
+    /// Path bytes allowed per watch of the limit, on average.
+    pub(crate) const PATH_BYTES_PER_WATCH: usize = 512;
+
+    /// `max_watches` watches with paths of [`Self::PATH_BYTES_PER_WATCH`] bytes on average.
+    pub(crate) fn per_connection(max_watches: usize) -> WatchLimits {
+        WatchLimits {
+            max_watches,
+            max_path_bytes: max_watches.saturating_mul(Self::PATH_BYTES_PER_WATCH),
+        }
+    }
+}
+
+impl Default for WatchLimits {
+    fn default() -> Self {
+        WatchLimits::per_connection(Self::DEFAULT_MAX_WATCHES)
+    }
+}
+
+/// A watch refused because its connection holds as many as it may.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "connection holds {watches} watches on {path_bytes} bytes of paths; \
+     the limit is {} watches on {} bytes", limits.max_watches, limits.max_path_bytes
+)]
+pub(crate) struct WatchLimitExceeded {
+    pub watches: usize,
+    pub path_bytes: usize,
+    pub limits: WatchLimits,
+}
+
+/// One connection's watches, for detaching it and for its limits. The paths are the same
+/// allocations as the keys of [`Tables::by_kind`].
+#[derive(Default)]
+struct ConnWatches {
+    set: HashSet<(WatchKind, Arc<str>)>,
+    /// Sum of the path lengths in `set`.
+    path_bytes: usize,
+}
+
+impl ConnWatches {
+    fn remove(&mut self, kind: WatchKind, path: &str) {
+        if self.set.remove(&(kind, Arc::from(path))) {
+            self.path_bytes = self.path_bytes.saturating_sub(path.len());
+        }
+    }
+}
+
 #[derive(Default)]
 struct Tables {
-    by_kind: [HashMap<String, HashSet<ConnId>>; KINDS],
-    by_conn: HashMap<ConnId, HashSet<(WatchKind, String)>>,
+    /// Watchers per kind and path; every connection watching a path shares its key.
+    by_kind: [HashMap<Arc<str>, HashSet<ConnId>>; KINDS],
+    by_conn: HashMap<ConnId, ConnWatches>,
     sinks: HashMap<ConnId, Sink>,
 }
 
@@ -66,12 +131,21 @@ struct Tables {
 #[derive(Default)]
 pub(crate) struct WatchTable {
     tables: Mutex<Tables>,
+    limits: WatchLimits,
 }
 
 /// Encodes one notification frame for `path`.
 pub(crate) type Encoder = fn(EventType, &str) -> Bytes;
 
 impl WatchTable {
+    /// An empty table whose connections may each hold up to `limits`.
+    pub(crate) fn new(limits: WatchLimits) -> WatchTable {
+        WatchTable {
+            tables: Mutex::default(),
+            limits,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.tables.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -86,31 +160,59 @@ impl WatchTable {
         let mut t = self.lock();
         t.sinks.remove(&conn);
         if let Some(watches) = t.by_conn.remove(&conn) {
-            for (kind, path) in watches {
+            for (kind, path) in watches.set {
                 remove_entry(&mut t.by_kind[slot(kind)], &path, conn);
             }
         }
     }
 
-    /// Adds a watch.
-    pub(crate) fn add(&self, conn: ConnId, kind: WatchKind, path: &str) {
+    /// Adds a watch, unless `conn` would then hold more than its limits allow. Watching
+    /// what is already watched the same way is not a new watch.
+    ///
+    /// # Errors
+    ///
+    /// [`WatchLimitExceeded`] when the watch is new and over the limit; nothing is added.
+    pub(crate) fn add(
+        &self,
+        conn: ConnId,
+        kind: WatchKind,
+        path: &str,
+    ) -> Result<(), WatchLimitExceeded> {
         let mut t = self.lock();
-        t.by_kind[slot(kind)]
-            .entry(path.to_string())
-            .or_default()
-            .insert(conn);
-        t.by_conn
-            .entry(conn)
-            .or_default()
-            .insert((kind, path.to_string()));
+        let Tables {
+            by_kind, by_conn, ..
+        } = &mut *t;
+        let watchers = &mut by_kind[slot(kind)];
+        let shared: Arc<str> = match watchers.get_key_value(path) {
+            Some((key, _)) => key.clone(),
+            None => Arc::from(path),
+        };
+        let mine = by_conn.entry(conn).or_default();
+        let key = (kind, shared.clone());
+        if mine.set.contains(&key) {
+            return Ok(());
+        }
+        if mine.set.len() >= self.limits.max_watches
+            || mine.path_bytes.saturating_add(path.len()) > self.limits.max_path_bytes
+        {
+            return Err(WatchLimitExceeded {
+                watches: mine.set.len(),
+                path_bytes: mine.path_bytes,
+                limits: self.limits,
+            });
+        }
+        mine.path_bytes += path.len();
+        mine.set.insert(key);
+        watchers.entry(shared).or_default().insert(conn);
+        Ok(())
     }
 
     /// Removes a watch; returns whether it existed.
     pub(crate) fn remove(&self, conn: ConnId, kind: WatchKind, path: &str) -> bool {
         let mut t = self.lock();
         let existed = remove_entry(&mut t.by_kind[slot(kind)], path, conn);
-        if let Some(set) = t.by_conn.get_mut(&conn) {
-            set.remove(&(kind, path.to_string()));
+        if let Some(mine) = t.by_conn.get_mut(&conn) {
+            mine.remove(kind, path);
         }
         existed
     }
@@ -124,7 +226,7 @@ impl WatchTable {
 
     /// Number of watches held.
     pub(crate) fn count(&self) -> usize {
-        self.lock().by_conn.values().map(HashSet::len).sum()
+        self.lock().by_conn.values().map(|w| w.set.len()).sum()
     }
 
     /// Sends the notifications `change` triggers.
@@ -172,7 +274,7 @@ impl WatchTable {
     }
 }
 
-fn remove_entry(map: &mut HashMap<String, HashSet<ConnId>>, path: &str, conn: ConnId) -> bool {
+fn remove_entry(map: &mut HashMap<Arc<str>, HashSet<ConnId>>, path: &str, conn: ConnId) -> bool {
     let Some(set) = map.get_mut(path) else {
         return false;
     };
@@ -187,8 +289,8 @@ fn remove_entry(map: &mut HashMap<String, HashSet<ConnId>>, path: &str, conn: Co
 fn take(t: &mut Tables, kind: WatchKind, path: &str) -> HashSet<ConnId> {
     let who = t.by_kind[slot(kind)].remove(path).unwrap_or_default();
     for conn in &who {
-        if let Some(set) = t.by_conn.get_mut(conn) {
-            set.remove(&(kind, path.to_string()));
+        if let Some(mine) = t.by_conn.get_mut(conn) {
+            mine.remove(kind, path);
         }
     }
     who
@@ -291,8 +393,8 @@ mod tests {
     fn one_shot_watches_fire_once() {
         let t = WatchTable::default();
         let (mut rx, _) = sink(&t, 1, 16);
-        t.add(1, WatchKind::Data, "/a");
-        t.add(1, WatchKind::Child, "/");
+        t.add(1, WatchKind::Data, "/a").unwrap();
+        t.add(1, WatchKind::Child, "/").unwrap();
         t.fire(&Change::DataChanged { path: "/a".into() }, enc);
         t.fire(&Change::DataChanged { path: "/a".into() }, enc);
         t.fire(&Change::Created { path: "/b".into() }, enc);
@@ -304,8 +406,8 @@ mod tests {
     fn delete_fires_data_and_child_watches_once_per_connection() {
         let t = WatchTable::default();
         let (mut rx, _) = sink(&t, 1, 16);
-        t.add(1, WatchKind::Data, "/a");
-        t.add(1, WatchKind::Child, "/a");
+        t.add(1, WatchKind::Data, "/a").unwrap();
+        t.add(1, WatchKind::Child, "/a").unwrap();
         t.fire(&Change::Deleted { path: "/a".into() }, enc);
         assert_eq!(drain(&mut rx), vec!["2:/a"]);
     }
@@ -314,7 +416,7 @@ mod tests {
     fn persistent_and_recursive_stay() {
         let t = WatchTable::default();
         let (mut rx, _) = sink(&t, 1, 16);
-        t.add(1, WatchKind::PersistentRecursive, "/app");
+        t.add(1, WatchKind::PersistentRecursive, "/app").unwrap();
         t.fire(
             &Change::Created {
                 path: "/app/x".into(),
@@ -343,10 +445,76 @@ mod tests {
     fn full_outbox_closes_the_connection() {
         let t = WatchTable::default();
         let (_rx, close) = sink(&t, 1, 1);
-        t.add(1, WatchKind::Persistent, "/a");
+        t.add(1, WatchKind::Persistent, "/a").unwrap();
         t.fire(&Change::DataChanged { path: "/a".into() }, enc);
         assert!(!close.is_cancelled());
         t.fire(&Change::DataChanged { path: "/a".into() }, enc);
         assert!(close.is_cancelled());
+    }
+
+    #[test]
+    fn a_connection_past_its_watch_limit_is_refused() {
+        let t = WatchTable::new(WatchLimits {
+            max_watches: 3,
+            max_path_bytes: 1000,
+        });
+        t.add(1, WatchKind::Data, "/a").unwrap();
+        t.add(1, WatchKind::Child, "/a").unwrap();
+        t.add(1, WatchKind::Exist, "/b").unwrap();
+        // The same watch again is not a new one.
+        t.add(1, WatchKind::Exist, "/b").unwrap();
+        let refused = t.add(1, WatchKind::Exist, "/c").unwrap_err();
+        assert_eq!((refused.watches, refused.path_bytes), (3, 6));
+        assert!(!t.has(1, WatchKind::Exist, "/c"));
+        // Other connections have limits of their own.
+        t.add(2, WatchKind::Exist, "/c").unwrap();
+        // A fired one-shot watch makes room again.
+        t.fire(&Change::DataChanged { path: "/a".into() }, enc);
+        t.add(1, WatchKind::Exist, "/c").unwrap();
+        assert_eq!(t.count(), 4);
+    }
+
+    #[test]
+    fn path_bytes_are_limited_too() {
+        let t = WatchTable::new(WatchLimits {
+            max_watches: 100,
+            max_path_bytes: 10,
+        });
+        t.add(1, WatchKind::Exist, "/12345678").unwrap();
+        assert!(t.add(1, WatchKind::Exist, "/12").is_err());
+        assert!(t.remove(1, WatchKind::Exist, "/12345678"));
+        t.add(1, WatchKind::Exist, "/12").unwrap();
+    }
+
+    #[test]
+    fn default_limits_follow_the_flag() {
+        let l = WatchLimits::per_connection(1000);
+        assert_eq!(l.max_watches, 1000);
+        assert_eq!(l.max_path_bytes, 1000 * WatchLimits::PATH_BYTES_PER_WATCH);
+        assert_eq!(
+            WatchLimits::default().max_watches,
+            WatchLimits::DEFAULT_MAX_WATCHES
+        );
+    }
+
+    #[test]
+    fn connections_watching_a_path_share_one_copy_of_it() {
+        let t = WatchTable::default();
+        t.add(1, WatchKind::Exist, "/shared").unwrap();
+        t.add(2, WatchKind::Exist, "/shared").unwrap();
+        let tables = t.lock();
+        let path = |conn: ConnId| {
+            tables.by_conn[&conn]
+                .set
+                .iter()
+                .next()
+                .map(|(_, p)| p.clone())
+                .unwrap()
+        };
+        assert!(Arc::ptr_eq(&path(1), &path(2)));
+        let (key, _) = tables.by_kind[slot(WatchKind::Exist)]
+            .get_key_value("/shared")
+            .unwrap();
+        assert!(Arc::ptr_eq(key, &path(1)));
     }
 }
