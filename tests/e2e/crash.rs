@@ -314,3 +314,60 @@ async fn kill9_of_every_voter_loses_no_acknowledged_write() {
         );
     }
 }
+
+/// A client whose server is killed moves to another with the same session: its ephemeral
+/// lives on, and its data watch fires for the change made while it was moving (the new
+/// server compares the watch with the client's last zxid on setWatches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_survives_its_server_dying_with_its_watches_and_ephemerals() {
+    let mut cluster = Cluster::start(3);
+    let client = zk_connect(&cluster.connect_string(&cluster.voter_ids())).await;
+    let session = client.session_id();
+    client
+        .create("/w", b"0", &persistent())
+        .await
+        .expect("create /w");
+    client
+        .create("/eph", b"", &ephemeral())
+        .await
+        .expect("create /eph");
+    let (_, _, watcher) = client.get_and_watch_data("/w").await.expect("watch /w");
+
+    // The one node with a client connection is the client's server: kill it.
+    let server = wait_until(Duration::from_secs(10), "the client's server", || {
+        cluster
+            .nodes()
+            .iter()
+            .find(|n| n.status().and_then(|s| s["connections"].as_u64()) == Some(1))
+            .map(Node::id)
+    });
+    cluster.node_mut(server).kill9();
+    let other = cluster
+        .voter_ids()
+        .into_iter()
+        .find(|&id| id != server)
+        .expect("a survivor");
+    let writer = zk_connect(&cluster.node(other).client_addr()).await;
+    eventually(
+        Duration::from_secs(20),
+        "write through a survivor",
+        || async { writer.set_data("/w", b"1", None).await.ok() },
+    )
+    .await;
+
+    let event = tokio::time::timeout(Duration::from_secs(30), watcher.changed())
+        .await
+        .expect("the watch fired after the client moved");
+    assert_eq!(
+        event.event_type,
+        zookeeper_client::EventType::NodeDataChanged
+    );
+    assert_eq!(event.path, "/w");
+    assert_eq!(client.session_id(), session, "same session");
+    let (_, stat) = client
+        .get_data("/eph")
+        .await
+        .expect("ephemeral still there");
+    assert_eq!(stat.ephemeral_owner, session.0);
+    println!("session {session} moved off killed node {server}: watch fired, ephemeral kept");
+}

@@ -94,6 +94,20 @@ fn kill_group(guard: &mut ChildGuard) {
     guard.kill9();
 }
 
+/// Runs a python script that must succeed.
+fn python_ok(script: &str) {
+    let out = run_with_timeout(
+        Command::new("python3").arg("-c").arg(script),
+        Duration::from_secs(60),
+    );
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -325,16 +339,7 @@ print("ok")
 "#,
         m = m.display().to_string()
     );
-    let out = run_with_timeout(
-        Command::new("python3").arg("-c").arg(&script),
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_ok(&script);
 
     // Without a quorum: reads keep working, a write fails with EIO after the bounded wait
     // and leaves nothing.
@@ -364,16 +369,7 @@ print("ok")
 "#,
         m = m.display().to_string()
     );
-    let out = run_with_timeout(
-        Command::new("python3").arg("-c").arg(&script),
-        Duration::from_secs(60),
-    );
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    python_ok(&script);
     println!(
         "writes without a quorum failed with EIO after {:.1} s",
         started.elapsed().as_secs_f64()
@@ -458,12 +454,18 @@ fn flock_and_ephemerals_are_cluster_wide() {
     // Shared locks: held on two mounts at once; an exclusive one is refused meanwhile.
     let mut readers: Vec<ChildGuard> = [0, 1]
         .iter()
-        .map(|&i| spawn_sh(&format!("exec flock -s {}/shared sleep 60", mnts[i].display())))
+        .map(|&i| {
+            spawn_sh(&format!(
+                "exec flock -s {}/shared sleep 60",
+                mnts[i].display()
+            ))
+        })
         .collect();
     std::fs::write(mnts[0].join("shared"), "").expect("shared lock file");
     wait_until(MOUNT_TIMEOUT, "two shared holders", || {
         let both = readers.iter_mut().all(|r| {
-            r.0.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none())
+            r.0.as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_none())
         });
         let x = sh(&format!("flock -x -n {}/shared true", mnts[2].display()));
         let s = sh(&format!("flock -s -n {}/shared true", mnts[3].display()));
