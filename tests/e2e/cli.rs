@@ -235,3 +235,46 @@ fn status_json_lists_three_members_with_one_leader() {
         );
     }
 }
+
+/// `fsd watch --recursive` prints the events of the whole subtree, made through any node.
+#[test]
+fn watch_recursive_follows_the_subtree() {
+    let cluster = Cluster::start(3);
+    let (s1, s2) = (cluster.node(1).client_addr(), cluster.node(2).client_addr());
+    ok(&s2, &["create", "/tree"]);
+    let out = cluster.node(1).dir().join("watch.out");
+    let mut watch = std::process::Command::new(FSD);
+    watch
+        .args(["watch", "--recursive", "/tree", "--server", &s1])
+        .stdout(std::fs::File::create(&out).expect("watch.out"))
+        .stderr(std::process::Stdio::piped());
+    set_parent_death_signal(&mut watch);
+    let mut guard = ChildGuard(Some(watch.spawn().expect("spawn fsd watch")));
+    // The watch is registered once it says so on stderr.
+    let stderr = guard
+        .0
+        .as_mut()
+        .and_then(|c| c.stderr.take())
+        .expect("stderr");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stderr), &mut line).expect("banner");
+    assert!(line.starts_with("watching /tree"), "{line}");
+
+    ok(&s2, &["create", "/tree/a", "1"]);
+    ok(&s2, &["create", "/tree/a/b", "2"]);
+    ok(&s2, &["set", "/tree/a/b", "3"]);
+    ok(&s2, &["rm", "/tree/a/b"]);
+    let want = [
+        "NodeCreated /tree/a",
+        "NodeCreated /tree/a/b",
+        "NodeDataChanged /tree/a/b",
+        "NodeDeleted /tree/a/b",
+    ];
+    let got = wait_until(Duration::from_secs(10), "recursive watch events", || {
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        (lines.len() >= want.len()).then_some(lines)
+    });
+    assert_eq!(got, want);
+    guard.kill9();
+}
