@@ -245,6 +245,16 @@ async fn commit_handle(s: &Shared, fh: u64, when: When) -> Result<Option<Zxid>, 
     result.map(Some)
 }
 
+/// The inode number a listing shows for a child the kernel has not looked up: FNV-1a of
+/// its czxid and name, with the top bit set (the inode table counts up from 2).
+fn listing_ino(czxid: Zxid, name: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in czxid.to_le_bytes().iter().chain(name.as_bytes()) {
+        h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    h | (1 << 63)
+}
+
 /// Opens committed inode `ino`: a handle with its content as of now (none when opened
 /// with O_TRUNC for writing).
 fn open_handle(s: &Shared, ino: u64, flags: OpenFlags) -> Result<u64, Errno> {
@@ -861,9 +871,14 @@ impl Filesystem for QuorumFs {
             (ino.0, FileType::Directory, "..".to_owned()),
         ];
         {
-            let mut inodes = lock(&self.s.inodes);
+            // Listing does not register inodes (the kernel holds none for a listing): a
+            // child not looked up yet shows a number made from its czxid and name, outside
+            // the table's range, so listing a huge directory costs no memory here.
+            let inodes = lock(&self.s.inodes);
             for (child, name, dir, czxid) in children {
-                let child_ino = inodes.get_or_insert(&child, czxid, dir, false);
+                let child_ino = inodes
+                    .ino_of(&child)
+                    .unwrap_or_else(|| listing_ino(czxid, &name));
                 let kind = if dir {
                     FileType::Directory
                 } else {
