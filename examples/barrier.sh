@@ -33,6 +33,10 @@ raise)
     : > "$barrier"
     ;;
 wait)
+    # First catch up with the cluster (`sync FILE` waits until this host holds everything
+    # committed before it), so a barrier raised on any host before this call is seen.
+    [ -e "$dir/.sync" ] || : >> "$dir/.sync"
+    sync "$dir/.sync"
     while [ -e "$barrier" ]; do
         inotifywait -qq -t 2 -e delete -e moved_from "$dir" || true
     done

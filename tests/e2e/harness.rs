@@ -301,6 +301,119 @@ impl Drop for ChildGuard {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Shell scripts on mounts
+
+/// Whether this machine can run a test on FUSE mounts that uses `tools` (checked with
+/// `command -v`); prints `SKIP test: ...` when it cannot.
+pub fn can_mount_with(test: &str, tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            !Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {t}"))
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if !Path::new("/dev/fuse").exists() || !missing.is_empty() {
+        eprintln!("SKIP {test}: needs /dev/fuse and {missing:?}");
+        return false;
+    }
+    true
+}
+
+/// A bash script running in its own process group, its stdout and stderr appended to a log
+/// file. [`Script::kill`] and `Drop` SIGKILL the whole group — the script and everything it
+/// started (subshells, inotifywait, sleep) — and reap the script, so nothing outlives the
+/// test, also when it fails.
+pub struct Script {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Script {
+    /// Starts `bash -c script` with stdin from /dev/null and output appended to `log`.
+    pub fn spawn(script: &str, log: &Path) -> Script {
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("open {}: {e}", log.display()));
+        let err = out.try_clone().expect("clone log handle");
+        let mut cmd = Command::new("bash");
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .process_group(0);
+        set_parent_death_signal(&mut cmd);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn bash -c {script:?}: {e}"));
+        Script {
+            child: Some(child),
+            log: log.to_path_buf(),
+        }
+    }
+
+    /// SIGKILL to the whole process group, then reap the script. No-op once killed.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) of the process group the unreaped child leads; its id cannot
+            // have been reused while the child is unreaped.
+            unsafe {
+                libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+            }
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits up to `timeout` for the script to exit and returns its status (the rest of its
+    /// process group is killed then); panics with the log when it does not exit in time.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("script already killed");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                // SAFETY: as in `kill`; the group's id stays reserved while any member lives.
+                unsafe {
+                    libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
+                }
+                self.child = None;
+                return status;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "script did not exit within {timeout:?}; its log ({}):\n{}",
+                    self.log.display(),
+                    self.output()
+                );
+            }
+            thread::sleep(POLL);
+        }
+    }
+
+    /// Everything the script has written so far.
+    pub fn output(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Nodes
 
 /// How a node joins: a voter of the initial `--members`, or a learner via `--join`.
@@ -792,6 +905,23 @@ impl Cluster {
     /// `n` voters with default options, healthy and with a leader.
     pub fn start(n: usize) -> Cluster {
         Cluster::builder(n).start()
+    }
+
+    /// `voters` voters and `learners` learners, each with its tree mounted (`--mount`) and
+    /// `--session-timeout session_timeout_ms`, every mount up.
+    pub fn start_mounted(voters: usize, learners: usize, session_timeout_ms: u64) -> Cluster {
+        let mut cluster = Cluster::builder(voters)
+            .mount()
+            .arg("--session-timeout")
+            .arg(&session_timeout_ms.to_string())
+            .start();
+        for _ in 0..learners {
+            cluster.add_learner();
+        }
+        for node in cluster.nodes() {
+            node.wait_mounted(START_TIMEOUT);
+        }
+        cluster
     }
 
     pub fn builder(voters: usize) -> ClusterBuilder {

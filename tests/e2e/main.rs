@@ -23,5 +23,6 @@ mod differential;
 mod kazoo_suite;
 mod learner;
 mod mount;
+mod recipes;
 mod snapshot;
 mod zkcli;
