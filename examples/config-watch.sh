@@ -48,7 +48,8 @@ watch)
     shift 2
     last=
     inotifywait -m -e close_write -e moved_to -e delete "$dir" 2>&1 | while read -r _; do
-        now=$(cat "$file" 2>/dev/null || true)
+        # A missing file (deleted, or not published yet) keeps the last configuration.
+        now=$(cat "$file" 2>/dev/null) || continue
         if [ "$now" != "$last" ]; then
             last=$now
             if [ $# -gt 0 ]; then
