@@ -34,9 +34,10 @@ raise)
     ;;
 wait)
     # First catch up with the cluster (`sync FILE` waits until this host holds everything
-    # committed before it), so a barrier raised on any host before this call is seen.
-    [ -e "$dir/.sync" ] || : >> "$dir/.sync"
-    sync "$dir/.sync"
+    # committed before it), so a barrier raised on any host before this call is seen. The
+    # file is made by the first waiter; if that fails (two made it at once), the wait
+    # still works, only without the catch-up.
+    { : >> "$dir/.sync" && sync "$dir/.sync"; } 2>/dev/null || true
     while [ -e "$barrier" ]; do
         inotifywait -qq -t 2 -e delete -e moved_from "$dir" || true
     done

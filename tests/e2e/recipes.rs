@@ -101,11 +101,15 @@ fn read(path: &Path) -> String {
 /// Waits until `script`'s output contains `text`; returns how long that took.
 fn wait_output(script: &Script, text: &str) -> Duration {
     let t = Instant::now();
-    wait_until(
-        STEP,
-        &format!("{text:?} in {}", script.log_path().display()),
-        || script.output().contains(text).then_some(()),
-    );
+    while !script.output().contains(text) {
+        assert!(
+            t.elapsed() < STEP,
+            "no {text:?} within {STEP:?} in {}:\n{}",
+            script.log_path().display(),
+            script.output()
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
     t.elapsed()
 }
 
