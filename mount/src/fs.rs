@@ -32,6 +32,11 @@ use crate::shared::{lock, Shared};
 /// The file handle echo opens get.
 const ECHO_FH: u64 = 0;
 
+/// How echo opens are answered. No FLUSH at their close: the kernel waits for a FLUSH
+/// reply without letting SIGKILL interrupt it, and a daemon blocked on its own mount could
+/// then never die.
+const ECHO_OPEN: FopenFlags = FopenFlags::FOPEN_DIRECT_IO.union(FopenFlags::FOPEN_NOFLUSH);
+
 /// The largest lock end the kernel sends (OFFSET_MAX): a whole-file lock.
 const WHOLE_FILE_END: u64 = i64::MAX as u64;
 
@@ -258,18 +263,17 @@ fn listing_ino(czxid: Zxid, name: &str) -> u64 {
 /// Opens committed inode `ino`: a handle with its content as of now (none when opened
 /// with O_TRUNC for writing).
 fn open_handle(s: &Shared, ino: u64, flags: OpenFlags) -> Result<u64, Errno> {
-    let (path, czxid) = lock(&s.inodes)
-        .get(ino)
-        .map(|i| (i.path.clone(), i.czxid))
-        .ok_or(Errno::ENOENT)?;
+    let path = s.path_of(ino)?;
     let writable = flags.acc_mode() != OpenAccMode::O_RDONLY;
     let truncate = writable && flags.0 & libc::O_TRUNC != 0;
+    // A stale inode (its name was just renamed over, and the kernel's cached name still
+    // leads here) opens what the name holds now, as a fresh lookup would.
     let data = s
         .node()
         .read(|t| match t.get(&path) {
             Ok(_) if truncate => Some(Vec::new()),
-            Ok((data, stat)) if stat.czxid == czxid => Some(data.to_vec()),
-            _ => None,
+            Ok((data, _)) => Some(data.to_vec()),
+            Err(_) => None,
         })
         .ok_or(Errno::ENOENT)?;
     Ok(lock(&s.files).insert(OpenFile {
@@ -487,9 +491,8 @@ impl Filesystem for QuorumFs {
         {
             return reply.error(Errno::EINVAL);
         }
-        if flags.contains(RenameFlags::RENAME_NOREPLACE) && self.s.znode(&to).is_some() {
-            return reply.error(Errno::EEXIST);
-        }
+        // RENAME_NOREPLACE (`mv -n`) is decided in the log, so two hosts cannot both win.
+        let replace = !flags.contains(RenameFlags::RENAME_NOREPLACE);
         let s = self.s.clone();
         self.s.spawn(async move {
             match s
@@ -497,6 +500,7 @@ impl Filesystem for QuorumFs {
                     FsOp::Rename {
                         from: from.clone(),
                         to: to.clone(),
+                        replace,
                     },
                     true,
                 )
@@ -513,7 +517,7 @@ impl Filesystem for QuorumFs {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         if self.s.echo.is_echo(req.pid()) {
-            return reply.opened(FileHandle(ECHO_FH), FopenFlags::FOPEN_DIRECT_IO);
+            return reply.opened(FileHandle(ECHO_FH), ECHO_OPEN);
         }
         let ino = ino.0;
         let pending = lock(&self.s.inodes).get(ino).map(|i| i.czxid) == Some(PENDING);
@@ -568,7 +572,7 @@ impl Filesystem for QuorumFs {
                     &a,
                     Generation(0),
                     FileHandle(ECHO_FH),
-                    FopenFlags::FOPEN_DIRECT_IO,
+                    ECHO_OPEN,
                 ),
                 None => reply.error(Errno::ENOENT),
             };
@@ -839,6 +843,27 @@ impl Filesystem for QuorumFs {
             };
             s.wait_echoed(zxid).await;
             reply.ok();
+        });
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // `sync DIR`: the same catch-up barrier as `sync FILE`.
+        let s = self.s.clone();
+        self.s.spawn(async move {
+            match s.node().sync().await {
+                Ok(zxid) => {
+                    s.wait_echoed(zxid).await;
+                    reply.ok();
+                }
+                Err(e) => reply.error(crate::errno_of(&e)),
+            }
         });
     }
 

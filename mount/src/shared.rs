@@ -151,17 +151,24 @@ impl Shared {
     ///
     /// # Errors
     /// ENOENT when its znode is gone (or was replaced by another of the same name).
+    ///
+    /// An inode whose name now holds another znode of the same kind (a rename over it, not
+    /// yet seen by the kernel's name cache) answers with that znode, as a fresh lookup of
+    /// the name would; the echo of the change then refreshes the kernel's cache.
     pub fn attr_of(&self, ino: u64) -> Result<FileAttr, Errno> {
-        let (path, czxid) = {
+        let (path, czxid, was_dir) = {
             let inodes = lock(&self.inodes);
             let inode = inodes.get(ino).ok_or(Errno::ENOENT)?;
-            (inode.path.clone(), inode.czxid)
+            (inode.path.clone(), inode.czxid, inode.is_dir)
         };
         if czxid == PENDING {
             return lock(&self.files).pending_attr(ino).ok_or(Errno::ENOENT);
         }
         let (meta, stat) = self.znode(&path).ok_or(Errno::ENOENT)?;
-        if ino != crate::inodes::ROOT && stat.czxid != czxid {
+        if ino != crate::inodes::ROOT
+            && stat.czxid != czxid
+            && attr::is_dir(&meta, &stat) != was_dir
+        {
             return Err(Errno::ENOENT);
         }
         Ok(attr::file_attr(ino, &meta, &stat))

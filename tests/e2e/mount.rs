@@ -5,7 +5,6 @@
 //! Tests skip (printing SKIP) where /dev/fuse or the tools are missing.
 
 use std::collections::BTreeSet;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::thread;
@@ -14,41 +13,16 @@ use std::time::{Duration, Instant};
 use crate::harness::*;
 
 const MOUNT_TIMEOUT: Duration = Duration::from_secs(30);
-const SESSION_TIMEOUT_MS: &str = "3000";
+const SESSION_TIMEOUT_MS: u64 = 3000;
 
 /// Whether this machine can run the mount tests; prints SKIP when it cannot.
 fn can_mount(test: &str) -> bool {
-    let tools = ["inotifywait", "getfattr", "flock", "python3"];
-    let missing: Vec<&str> = tools
-        .into_iter()
-        .filter(|t| {
-            !Command::new("sh")
-                .arg("-c")
-                .arg(format!("command -v {t}"))
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
-    if !Path::new("/dev/fuse").exists() || !missing.is_empty() {
-        eprintln!("SKIP {test}: needs /dev/fuse and {missing:?}");
-        return false;
-    }
-    true
+    can_mount_with(test, &["inotifywait", "getfattr", "flock", "python3"])
 }
 
 /// 3 voters and a learner, all mounted.
 fn mounted_cluster() -> Cluster {
-    let mut cluster = Cluster::builder(3)
-        .mount()
-        .arg("--session-timeout")
-        .arg(SESSION_TIMEOUT_MS)
-        .start();
-    cluster.add_learner();
-    for node in cluster.nodes() {
-        node.wait_mounted(MOUNT_TIMEOUT);
-    }
-    cluster
+    Cluster::start_mounted(3, 1, SESSION_TIMEOUT_MS)
 }
 
 /// Runs a bash script to completion (60 s at most).
@@ -71,27 +45,12 @@ fn sh_ok(script: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// Starts a bash script in the background; killed (with its process group) on drop.
-fn spawn_sh(script: &str) -> ChildGuard {
-    let mut cmd = Command::new("bash");
-    cmd.arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0);
-    set_parent_death_signal(&mut cmd);
-    ChildGuard(Some(cmd.spawn().expect("spawn bash")))
-}
-
-fn kill_group(guard: &mut ChildGuard) {
-    if let Some(child) = guard.0.as_ref() {
-        // SAFETY: kill(2) of the process group the guard's child leads.
-        unsafe {
-            libc::kill(-(child.id() as libc::pid_t), libc::SIGKILL);
-        }
-    }
-    guard.kill9();
+/// Starts a bash script in the background, its output logged in `dir`; it and everything
+/// it started are killed on drop.
+fn spawn_sh(dir: &Path, script: &str) -> Script {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Script::spawn(script, &dir.join(format!("script-{n}.log")))
 }
 
 /// Runs a python script that must succeed.
@@ -146,7 +105,7 @@ fn every_mount_sees_and_hears_every_change() {
     for n in nodes {
         let (mnt, log) = (n.mnt("app"), n.dir().join("events"));
         let ready = n.dir().join("ready");
-        watchers.push(spawn_sh(&format!(
+        watchers.push(spawn_sh(n.dir(), &format!(
             "inotifywait -m -r --format '%e %f' {mnt} 2> >(tee {ready} >&2) | while read -r ev f; do \
                case $ev in CLOSE_WRITE*) echo \"$ev $f $(cat {mnt}/$f 2>/dev/null)\";; *) echo \"$ev $f\";; esac; \
              done > {log}",
@@ -246,7 +205,7 @@ fn every_mount_sees_and_hears_every_change() {
     }
     println!("every mount heard every change, in commit order, with fresh content");
     for w in &mut watchers {
-        kill_group(w);
+        w.kill();
     }
 
     // Content and Stat everywhere.
@@ -293,14 +252,7 @@ fn bad_input_gets_the_documented_errno() {
     if !can_mount("bad_input_gets_the_documented_errno") {
         return;
     }
-    let mut cluster = Cluster::builder(3)
-        .mount()
-        .arg("--session-timeout")
-        .arg(SESSION_TIMEOUT_MS)
-        .start();
-    for node in cluster.nodes() {
-        node.wait_mounted(MOUNT_TIMEOUT);
-    }
+    let mut cluster = Cluster::start_mounted(3, 0, SESSION_TIMEOUT_MS);
     let m = cluster.nodes()[0].mountpoint();
     let script = format!(
         r#"
@@ -332,6 +284,20 @@ expect(errno.ENOTEMPTY, os.rmdir, m + "/d")
 expect(errno.EPERM, os.symlink, "d", m + "/link")
 expect(errno.EPERM, os.link, m + "/d/f", m + "/hard")
 expect(errno.EPERM, os.mkfifo, m + "/fifo")
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def rename_noreplace(a, b):
+    if libc.renameat2(-100, a.encode(), -100, b.encode(), 1) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+open(m + "/a1", "w").write("1")
+open(m + "/a2", "w").write("2")
+expect(errno.EEXIST, rename_noreplace, m + "/a1", m + "/a2")
+assert open(m + "/a2").read() == "2"
+os.unlink(m + "/a1"); os.unlink(m + "/a2")
+dfd = os.open(m + "/d", os.O_RDONLY)
+os.fsync(dfd)  # sync DIR: a catch-up barrier
+os.close(dfd)
 names = sorted(os.listdir(m))
 if names != ["d", "zookeeper"]:
     sys.exit(f"left behind: {{names}}")
@@ -411,6 +377,7 @@ fn flock_and_ephemerals_are_cluster_wide() {
     }
     let mut cluster = mounted_cluster();
     let mnts: Vec<_> = cluster.nodes().iter().map(Node::mountpoint).collect();
+    let logs = cluster.nodes()[0].dir().to_path_buf();
     std::fs::write(mnts[0].join("counter"), "0\n").expect("counter");
     std::fs::write(mnts[0].join("lock"), "").expect("lock file");
 
@@ -437,7 +404,10 @@ fn flock_and_ephemerals_are_cluster_wide() {
     );
 
     // Held on mount 1: -n fails at once on mount 2, -w 1 times out in about 1 s.
-    let mut holder = spawn_sh(&format!("exec flock {}/lock sleep 60", mnts[0].display()));
+    let mut holder = spawn_sh(
+        &logs,
+        &format!("exec flock {}/lock sleep 60", mnts[0].display()),
+    );
     wait_until(MOUNT_TIMEOUT, "lock held", || {
         (!sh(&format!("flock -n {}/lock true", mnts[1].display()))
             .status
@@ -452,58 +422,69 @@ fn flock_and_ephemerals_are_cluster_wide() {
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
 
     // Shared locks: held on two mounts at once; an exclusive one is refused meanwhile.
-    let mut readers: Vec<ChildGuard> = [0, 1]
+    std::fs::write(mnts[0].join("shared"), "").expect("shared lock file");
+    let mut readers: Vec<Script> = [0, 1]
         .iter()
         .map(|&i| {
-            spawn_sh(&format!(
-                "exec flock -s {}/shared sleep 60",
-                mnts[i].display()
-            ))
+            spawn_sh(
+                &logs,
+                &format!(
+                    "flock -s {m}/shared sh -c 'touch {m}/.r{i}; sleep 60'",
+                    m = mnts[i].display()
+                ),
+            )
         })
         .collect();
-    std::fs::write(mnts[0].join("shared"), "").expect("shared lock file");
     wait_until(MOUNT_TIMEOUT, "two shared holders", || {
-        let both = readers.iter_mut().all(|r| {
-            r.0.as_mut()
-                .is_some_and(|c| c.try_wait().ok().flatten().is_none())
-        });
+        let both = [0, 1]
+            .iter()
+            .all(|i| mnts[0].join(format!(".r{i}")).exists());
         let x = sh(&format!("flock -x -n {}/shared true", mnts[2].display()));
         let s = sh(&format!("flock -s -n {}/shared true", mnts[3].display()));
         (both && !x.status.success() && s.status.success()).then_some(())
     });
     for r in &mut readers {
-        kill_group(r);
+        r.kill();
     }
 
     // A waiter on mount 4 gets it when the holder is killed.
     let out_file = mnts[3].join("got");
-    let mut waiter = spawn_sh(&format!(
-        "flock {m}/lock sh -c 'echo granted > {m}/got'",
-        m = mnts[3].display()
-    ));
+    let mut waiter = spawn_sh(
+        &logs,
+        &format!(
+            "flock {m}/lock sh -c 'echo granted > {m}/got'",
+            m = mnts[3].display()
+        ),
+    );
     thread::sleep(Duration::from_millis(500));
     assert!(!out_file.exists());
-    kill_group(&mut holder);
+    holder.kill();
     wait_until(
         MOUNT_TIMEOUT,
         "waiter granted after the holder died",
         || (read(&out_file) == "granted\n").then_some(()),
     );
-    waiter.kill9();
+    waiter.kill();
 
     // A waiter killed while it waits stops waiting (it never gets the lock): after the
     // holder lets go, the lock is free.
-    let mut holder = spawn_sh(&format!("exec flock {}/lock sleep 60", mnts[0].display()));
+    let mut holder = spawn_sh(
+        &logs,
+        &format!("exec flock {}/lock sleep 60", mnts[0].display()),
+    );
     wait_until(MOUNT_TIMEOUT, "lock held again", || {
         (!sh(&format!("flock -n {}/lock true", mnts[1].display()))
             .status
             .success())
         .then_some(())
     });
-    let mut doomed = spawn_sh(&format!("exec flock {}/lock sleep 600", mnts[2].display()));
+    let mut doomed = spawn_sh(
+        &logs,
+        &format!("exec flock {}/lock sleep 600", mnts[2].display()),
+    );
     thread::sleep(Duration::from_millis(300));
-    kill_group(&mut doomed);
-    kill_group(&mut holder);
+    doomed.kill();
+    holder.kill();
     wait_until(MOUNT_TIMEOUT, "lock free after the killed waiter", || {
         sh(&format!("flock -n {}/lock true", mnts[1].display()))
             .status
@@ -563,11 +544,14 @@ fn flock_and_ephemerals_are_cluster_wide() {
     let mut racers = Vec::new();
     for i in 0..20 {
         let m = &mnts[i % 4];
-        racers.push(spawn_sh(&format!(
+        racers.push(spawn_sh(
+            &logs,
+            &format!(
             "set -C; while ! {{ exec 3> {m}/election/leader; }} 2>/dev/null; do sleep 0.05; done; \
              echo {i} >&3; echo {i} > {m}/won-{i}; sleep 600",
             m = m.display()
-        )));
+        ),
+        ));
     }
     let winners = |mnts: &[std::path::PathBuf]| -> Vec<usize> {
         (0..20)
@@ -584,7 +568,7 @@ fn flock_and_ephemerals_are_cluster_wide() {
     for m in &mnts {
         assert_eq!(read(&m.join("election/leader")), format!("{leader}\n"));
     }
-    kill_group(&mut racers[leader]);
+    racers[leader].kill();
     let second = wait_until(MOUNT_TIMEOUT, "a new leader", || {
         let w = winners(&mnts);
         (w.len() == 2).then_some(w)
@@ -597,7 +581,7 @@ fn flock_and_ephemerals_are_cluster_wide() {
         .expect("new leader");
     println!("leader {leader} died; {new_leader} took over");
     for r in &mut racers {
-        kill_group(r);
+        r.kill();
     }
     wait_until(MOUNT_TIMEOUT, "leader file gone", || {
         (!election.join("leader").exists()).then_some(())
@@ -607,10 +591,13 @@ fn flock_and_ephemerals_are_cluster_wide() {
     // session timeout, everywhere.
     let dying = cluster.nodes()[1].id();
     let dm = mnts[1].clone();
-    let mut held = spawn_sh(&format!(
-        "exec 3> {dm}/election/member; flock {dm}/lock sleep 600",
-        dm = dm.display()
-    ));
+    let mut held = spawn_sh(
+        &logs,
+        &format!(
+            "exec 3> {dm}/election/member; flock {dm}/lock sleep 600",
+            dm = dm.display()
+        ),
+    );
     wait_until(MOUNT_TIMEOUT, "member and lock taken", || {
         (mnts[0].join("election/member").exists()
             && !sh(&format!("flock -n {}/lock true", mnts[0].display()))
@@ -635,7 +622,7 @@ fn flock_and_ephemerals_are_cluster_wide() {
         "a killed host's lock and ephemeral went {:.1} s after kill -9 (session timeout {SESSION_TIMEOUT_MS} ms)",
         t.elapsed().as_secs_f64()
     );
-    kill_group(&mut held);
+    held.kill();
 }
 
 /// Readers hammering `cat` on every mount never see an empty or mixed 512 KiB file while a
@@ -688,5 +675,41 @@ fn readers_never_see_partial_content() {
     for r in readers {
         let (reads, versions) = r.join().expect("reader saw bad content");
         println!("reader: {reads} cats, {versions} distinct versions, none partial");
+    }
+
+    // Write-temp-then-mv: the name never goes missing, on the writing mount or another.
+    let cfg = mnts[0].join("cfg");
+    std::fs::write(&cfg, "v0\n").expect("cfg");
+    for m in &mnts {
+        wait_until(MOUNT_TIMEOUT, "cfg everywhere", || {
+            m.join("cfg").exists().then_some(())
+        });
+    }
+    let (m0, m1) = (mnts[0].display().to_string(), mnts[1].display().to_string());
+    let mut readers = Vec::new();
+    for m in [&m0, &m1] {
+        let stop = stop.with_extension("mv");
+        let m = m.clone();
+        readers.push(thread::spawn(move || {
+            sh_ok(&format!(
+                "n=0; bad=0; while [ ! -e {stop} ]; do n=$((n+1)); \
+                 case $(cat {m}/cfg 2>&1) in v*) ;; *) bad=$((bad+1));; esac; done; echo $n $bad",
+                stop = stop.display()
+            ))
+        }));
+    }
+    sh_ok(&format!(
+        "for i in $(seq 100); do echo v$i > {m0}/.cfg.tmp && mv -f {m0}/.cfg.tmp {m0}/cfg; done"
+    ));
+    std::fs::write(stop.with_extension("mv"), "").expect("stop");
+    for r in readers {
+        let out = r.join().expect("reader");
+        let mut it = out.split_whitespace();
+        let (n, bad): (u64, u64) = (
+            it.next().and_then(|v| v.parse().ok()).unwrap_or(0),
+            it.next().and_then(|v| v.parse().ok()).unwrap_or(u64::MAX),
+        );
+        println!("mv over cfg: a reader read it {n} times, {bad} without content");
+        assert_eq!(bad, 0, "a rename over the file hid it from a reader");
     }
 }

@@ -32,7 +32,7 @@ impl Apply<'_> {
                 }),
             },
             FsOp::SetMeta { path, meta } => self.set_meta(path, *meta),
-            FsOp::Rename { from, to } => self.rename(from, to),
+            FsOp::Rename { from, to, replace } => self.rename(from, to, *replace),
             FsOp::Lock {
                 path,
                 owner,
@@ -105,7 +105,7 @@ impl Apply<'_> {
     /// the old parent sees a delete and the new one a create (cversion, pzxid, the create
     /// count). An existing `to` is replaced when it has no children and is of the same
     /// kind (the kernel has already refused a file over a directory and the reverse).
-    fn rename(&mut self, from: &str, to: &str) -> Result<FsResult> {
+    fn rename(&mut self, from: &str, to: &str, replace: bool) -> Result<FsResult> {
         validate_path(to, false)?;
         if SPECIAL_PATHS.contains(&from) || SPECIAL_PATHS.contains(&to) {
             return Err(Error::BadArguments {
@@ -137,6 +137,11 @@ impl Apply<'_> {
             });
         }
         if let Some(target) = self.tree.nodes.get(to_key.as_str()) {
+            if !replace {
+                return Err(Error::NodeExists {
+                    path: to.to_owned(),
+                });
+            }
             if target.stat.num_children > 0 {
                 return Err(Error::NotEmpty {
                     path: to.to_owned(),
@@ -250,6 +255,7 @@ mod tests {
             FsOp::Rename {
                 from: "/a".into(),
                 to: "/c/a".into(),
+                replace: true,
             },
         );
         assert_eq!(out, TxnOutcome::Fs(Ok(FsResult::Renamed)));
@@ -279,6 +285,7 @@ mod tests {
             FsOp::Rename {
                 from: "/f".into(),
                 to: "/g".into(),
+                replace: true,
             },
         );
         assert_eq!(out, TxnOutcome::Fs(Ok(FsResult::Renamed)));
@@ -294,6 +301,7 @@ mod tests {
             FsOp::Rename {
                 from: "/e".into(),
                 to: "/d".into(),
+                replace: true,
             },
         );
         assert!(matches!(

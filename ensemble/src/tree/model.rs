@@ -339,12 +339,15 @@ pub enum FsOp {
         meta: FileMeta,
     },
     /// Move a znode and its subtree, as rename(2): an existing `to` is replaced if it is a
-    /// file, or an empty directory when `from` is a directory.
+    /// file, or an empty directory when `from` is a directory — unless `replace` is false
+    /// (RENAME_NOREPLACE), when it is NodeExists.
     Rename {
         /// Old path.
         from: String,
         /// New path.
         to: String,
+        /// Whether an existing `to` may be replaced.
+        replace: bool,
     },
     /// Take a whole-file lock on `path` for (`Txn::session`, `owner`): shared or
     /// exclusive; when it is not free, queue (`wait`) or fail. Re-locking by the same
