@@ -31,6 +31,9 @@ pub struct OpenFile {
     pub ino: u64,
     /// Opened for writing.
     pub writable: bool,
+    /// Opened with O_APPEND: every write goes to the end of this handle's content (the
+    /// kernel's idea of the file size may be stale).
+    pub append: bool,
     /// Content as this handle sees it.
     pub data: Vec<u8>,
     /// Changed (written or truncated) since the last commit.

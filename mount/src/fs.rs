@@ -279,6 +279,7 @@ fn open_handle(s: &Shared, ino: u64, flags: OpenFlags) -> Result<u64, Errno> {
     Ok(lock(&s.files).insert(OpenFile {
         ino,
         writable,
+        append: writable && flags.0 & libc::O_APPEND != 0,
         data,
         dirty: truncate,
         written: false,
@@ -602,6 +603,7 @@ impl Filesystem for QuorumFs {
             let fh = lock(&self.s.files).insert(OpenFile {
                 ino,
                 writable: true,
+                append: flags & libc::O_APPEND != 0,
                 data: Vec::new(),
                 dirty: false,
                 written: false,
@@ -641,6 +643,7 @@ impl Filesystem for QuorumFs {
                     let fh = lock(&s.files).insert(OpenFile {
                         ino,
                         writable: true,
+                        append: flags & libc::O_APPEND != 0,
                         data: Vec::new(),
                         dirty: false,
                         written: false,
@@ -706,7 +709,11 @@ impl Filesystem for QuorumFs {
                 // An echo's handle: nothing to store.
                 return reply.written(u32::try_from(len).unwrap_or(u32::MAX));
             };
-            let start = usize::try_from(offset).unwrap_or(usize::MAX);
+            let start = if f.append {
+                f.data.len()
+            } else {
+                usize::try_from(offset).unwrap_or(usize::MAX)
+            };
             let Some(end) = start.checked_add(len).filter(|&e| e <= MAX_DATA_LEN) else {
                 // Nothing partial: what was written through this handle is dropped.
                 f.failed = true;

@@ -216,6 +216,13 @@ fn every_mount_sees_and_hears_every_change() {
         assert!(attrs.contains("user.zk.version=\"0\""), "{attrs}");
         assert!(attrs.contains("user.zk.dataLength=\"6\""), "{attrs}");
     }
+    // `>>` appends to what the file holds, whichever mount wrote last.
+    for (i, n) in nodes.iter().enumerate() {
+        sh_ok(&format!("echo line{i} >> {}", n.mnt("app/log").display()));
+    }
+    for n in nodes {
+        assert_eq!(read(&n.mnt("app/log")), "line0\nline1\nline2\nline3\n");
+    }
     // Sequential names under a setgid directory, with the real name on the descriptor.
     let tasks = a.mnt("tasks");
     let out = sh_ok(&format!(
@@ -360,7 +367,9 @@ print("ok")
     wait_until(MOUNT_TIMEOUT, "writes again", || {
         std::fs::write(cluster.node(2).mnt("after"), "ok").ok()
     });
-    assert_eq!(read(&m.join("after")), "ok");
+    wait_until(MOUNT_TIMEOUT, "the write on node 2 read on node 1", || {
+        (read(&m.join("after")) == "ok").then_some(())
+    });
     // SIGTERM unmounts cleanly.
     let status = cluster.node_mut(3).stop();
     assert!(status.success(), "{status}");
