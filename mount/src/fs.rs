@@ -55,6 +55,16 @@ impl QuorumFs {
         self.s.ttl
     }
 
+    /// How long the kernel may keep a new entry's name. A sequential name's entry must not
+    /// be reused: the next create under the same prefix gets another name.
+    fn entry_ttl(&self, sequential: bool) -> Duration {
+        if sequential {
+            Duration::ZERO
+        } else {
+            self.ttl()
+        }
+    }
+
     /// The echo thread's lookup of `path`, answered as the replayed change needs.
     fn echo_lookup(&self, path: &str) -> Option<Result<FileAttr, Errno>> {
         match self.s.echo.current()? {
@@ -587,12 +597,7 @@ impl Filesystem for QuorumFs {
         };
         let meta = new_meta(req, S_IFREG, mode, umask);
         let cmode = create_mode(ephemeral, sequential);
-        // A sequential name's dentry must not be reused: the next create gets another name.
-        let ttl = if sequential {
-            Duration::ZERO
-        } else {
-            self.ttl()
-        };
+        let ttl = self.entry_ttl(sequential);
         if !ephemeral {
             if !sequential && self.s.znode(&path).is_some() && flags & libc::O_EXCL != 0 {
                 return reply.error(Errno::EEXIST);
@@ -1185,11 +1190,7 @@ impl QuorumFs {
             Err(e) => return reply.error(e),
         };
         let mode = create_mode(false, sequential);
-        let ttl = if sequential {
-            Duration::ZERO
-        } else {
-            self.ttl()
-        };
+        let ttl = self.entry_ttl(sequential);
         let s = self.s.clone();
         self.s.spawn(async move {
             let op = FsOp::Create {
