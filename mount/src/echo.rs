@@ -11,8 +11,9 @@
 //!
 //! The thread is a plain OS thread, never a FUSE handler (a syscall on the mount from a
 //! handler deadlocks). Local operations never wait for it while the kernel holds a
-//! directory lock; flush, fsync and lock grants wait for it to pass their zxid, so that
-//! what they return after is visible here.
+//! directory or file lock (so not in create, mkdir, unlink, rename, setattr, fsync); flush
+//! and lock grants wait for it to pass their zxid, so that the kernel's caches here show
+//! what was committed before they return.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;

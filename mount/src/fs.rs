@@ -842,19 +842,26 @@ impl Filesystem for QuorumFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        // The kernel holds the file's lock during fsync: waiting here for the echo thread,
+        // which may need that lock to replay a change to this file, would deadlock. Reads
+        // come from the replica, which is up to date once this returns.
         let s = self.s.clone();
         self.s.spawn(async move {
-            let zxid = match commit_handle(&s, fh.0, When::Always).await {
-                Ok(Some(zxid)) => zxid,
+            let result = match commit_handle(&s, fh.0, When::Always).await {
+                Ok(Some(_)) => Ok(()),
                 // Nothing to commit: a linearizable read barrier (`sync FILE`).
-                Ok(None) => match s.node().sync().await {
-                    Ok(zxid) => zxid,
-                    Err(e) => return reply.error(crate::errno_of(&e)),
-                },
-                Err(e) => return reply.error(e),
+                Ok(None) => s
+                    .node()
+                    .sync()
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| crate::errno_of(&e)),
+                Err(e) => Err(e),
             };
-            s.wait_echoed(zxid).await;
-            reply.ok();
+            match result {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
+            }
         });
     }
 
@@ -866,14 +873,12 @@ impl Filesystem for QuorumFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        // `sync DIR`: the same catch-up barrier as `sync FILE`.
+        // `sync DIR`: the same barrier as `sync FILE` (and, as there, without waiting for
+        // the echo thread: the kernel holds the directory's lock).
         let s = self.s.clone();
         self.s.spawn(async move {
             match s.node().sync().await {
-                Ok(zxid) => {
-                    s.wait_echoed(zxid).await;
-                    reply.ok();
-                }
+                Ok(_) => reply.ok(),
                 Err(e) => reply.error(crate::errno_of(&e)),
             }
         });
