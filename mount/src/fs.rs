@@ -850,12 +850,7 @@ impl Filesystem for QuorumFs {
             let result = match commit_handle(&s, fh.0, When::Always).await {
                 Ok(Some(_)) => Ok(()),
                 // Nothing to commit: a linearizable read barrier (`sync FILE`).
-                Ok(None) => s
-                    .node()
-                    .sync()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| crate::errno_of(&e)),
+                Ok(None) => s.read_barrier().await,
                 Err(e) => Err(e),
             };
             match result {
@@ -877,9 +872,9 @@ impl Filesystem for QuorumFs {
         // the echo thread: the kernel holds the directory's lock).
         let s = self.s.clone();
         self.s.spawn(async move {
-            match s.node().sync().await {
-                Ok(_) => reply.ok(),
-                Err(e) => reply.error(crate::errno_of(&e)),
+            match s.read_barrier().await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(e),
             }
         });
     }

@@ -265,6 +265,12 @@ impl Shared {
         Ok(())
     }
 
+    /// ZooKeeper's sync: returns once the local replica holds everything committed before
+    /// the call (`sync FILE`, `sync DIR`).
+    pub async fn read_barrier(&self) -> Result<(), Errno> {
+        self.node.sync().await.map(|_| ()).map_err(|e| errno_of(&e))
+    }
+
     /// Waits until the echo thread has handled every change up to `zxid` (or everything
     /// queued, if less): the kernel's caches on this host then show them.
     pub async fn wait_echoed(&self, zxid: Zxid) {
