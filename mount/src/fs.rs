@@ -83,7 +83,7 @@ impl QuorumFs {
                 let mut inodes = lock(&self.s.inodes);
                 let ino = inodes
                     .lookup_existing(path)
-                    .unwrap_or_else(|| inodes.get_or_insert(path, -1, is_dir, true));
+                    .unwrap_or_else(|| inodes.get_or_insert(path, -1, is_dir));
                 Some(Ok(attr::file_attr(ino, &meta, &Default::default())))
             }
             Echo::Rename { from, to } if from == path => {
@@ -94,7 +94,7 @@ impl QuorumFs {
                 let mut inodes = lock(&self.s.inodes);
                 let ino = inodes
                     .lookup_existing(path)
-                    .unwrap_or_else(|| inodes.get_or_insert(path, stat.czxid, dir, true));
+                    .unwrap_or_else(|| inodes.get_or_insert(path, stat.czxid, dir));
                 Some(Ok(attr::file_attr(ino, &meta, &stat)))
             }
             _ => None,
@@ -120,7 +120,7 @@ impl QuorumFs {
                 stat,
             } if p == path => {
                 let dir = attr::is_dir(&meta, &stat);
-                let ino = lock(&self.s.inodes).get_or_insert(path, stat.czxid, dir, true);
+                let ino = lock(&self.s.inodes).get_or_insert(path, stat.czxid, dir);
                 Some(attr::file_attr(ino, &meta, &stat))
             }
             _ => None,
@@ -604,7 +604,7 @@ impl Filesystem for QuorumFs {
             }
             // A new persistent file appears everywhere with its content, at its first
             // commit (close or fsync); until then it exists only in this handle.
-            let ino = lock(&self.s.inodes).get_or_insert(&path, PENDING, false, true);
+            let ino = lock(&self.s.inodes).get_or_insert(&path, PENDING, false);
             let fh = lock(&self.s.files).insert(OpenFile {
                 ino,
                 writable: true,
@@ -644,7 +644,7 @@ impl Filesystem for QuorumFs {
             };
             match s.propose_fs(op, !sequential).await {
                 Ok((_, FsResult::Created { path, stat })) => {
-                    let ino = lock(&s.inodes).get_or_insert(&path, stat.czxid, false, true);
+                    let ino = lock(&s.inodes).get_or_insert(&path, stat.czxid, false);
                     let fh = lock(&s.files).insert(OpenFile {
                         ino,
                         writable: true,
@@ -1202,7 +1202,7 @@ impl QuorumFs {
             match s.propose_fs(op, !sequential).await {
                 Ok((_, FsResult::Created { path, stat })) => {
                     let dir = attr::is_dir(&meta, &stat);
-                    let ino = lock(&s.inodes).get_or_insert(&path, stat.czxid, dir, true);
+                    let ino = lock(&s.inodes).get_or_insert(&path, stat.czxid, dir);
                     reply.entry(&ttl, &attr::file_attr(ino, &meta, &stat), Generation(0));
                 }
                 Ok(_) => reply.error(Errno::EIO),

@@ -57,15 +57,15 @@ impl Default for InodeTable {
 }
 
 impl InodeTable {
-    /// The inode for `path` as of czxid `czxid`, created if needed; `lookup` counts a
-    /// kernel lookup.
-    pub fn get_or_insert(&mut self, path: &str, czxid: i64, is_dir: bool, lookup: bool) -> u64 {
+    /// The inode for `path` as of czxid `czxid`, created if needed, counting one kernel
+    /// lookup of it.
+    pub fn get_or_insert(&mut self, path: &str, czxid: i64, is_dir: bool) -> u64 {
         if let Some(&ino) = self.by_path.get(path) {
             if let Some(inode) = self.by_ino.get_mut(&ino) {
                 if inode.czxid == czxid || inode.czxid == PENDING || ino == ROOT {
                     inode.czxid = if ino == ROOT { 0 } else { czxid };
                     inode.is_dir = is_dir;
-                    inode.lookups += u64::from(lookup);
+                    inode.lookups += 1;
                     return ino;
                 }
             }
@@ -77,7 +77,7 @@ impl InodeTable {
             Inode {
                 path: path.to_owned(),
                 czxid,
-                lookups: u64::from(lookup),
+                lookups: 1,
                 is_dir,
             },
         );
@@ -193,9 +193,9 @@ mod tests {
     #[test]
     fn numbers_are_stable_per_znode_and_new_per_recreate() {
         let mut t = InodeTable::default();
-        let a = t.get_or_insert("/a", 5, false, true);
-        assert_eq!(t.get_or_insert("/a", 5, false, true), a);
-        let b = t.get_or_insert("/a", 9, false, true);
+        let a = t.get_or_insert("/a", 5, false);
+        assert_eq!(t.get_or_insert("/a", 5, false), a);
+        let b = t.get_or_insert("/a", 9, false);
         assert_ne!(a, b);
         assert_eq!(t.known("/a"), Some(b));
     }
@@ -203,8 +203,8 @@ mod tests {
     #[test]
     fn rename_moves_a_subtree_and_forget_drops() {
         let mut t = InodeTable::default();
-        let d = t.get_or_insert("/d", 1, true, true);
-        let f = t.get_or_insert("/d/f", 2, false, true);
+        let d = t.get_or_insert("/d", 1, true);
+        let f = t.get_or_insert("/d/f", 2, false);
         t.rename("/d", "/e");
         assert_eq!(t.ino_of("/e"), Some(d));
         assert_eq!(t.ino_of("/e/f"), Some(f));

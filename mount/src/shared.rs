@@ -178,7 +178,7 @@ impl Shared {
     pub fn lookup(&self, path: &str) -> Result<FileAttr, Errno> {
         let (meta, stat) = self.znode(path).ok_or(Errno::ENOENT)?;
         let dir = attr::is_dir(&meta, &stat);
-        let ino = lock(&self.inodes).get_or_insert(path, stat.czxid, dir, true);
+        let ino = lock(&self.inodes).get_or_insert(path, stat.czxid, dir);
         Ok(attr::file_attr(ino, &meta, &stat))
     }
 
