@@ -91,8 +91,9 @@ pub enum PeerResponse {
     Propose(Result<Applied, Error>),
     /// Reply to ReadIndex: the index to wait for.
     ReadIndex(Result<u64, Error>),
-    /// Reply to Touch.
-    Touched,
+    /// Reply to Touch: when the receiver leads, how many ms ago it last confirmed that a
+    /// quorum hears it; `None` when it does not lead (the report reached no leader).
+    Touched(Option<u64>),
     /// Reply to Membership.
     Membership(Result<(), Error>),
     /// Reply to Status.

@@ -1,6 +1,8 @@
 //! The node's background loops: joining the cluster as a learner, and the session keeper
 //! (activity reports to the leader; on the leader, expiry and the container/TTL reaper).
 
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -49,39 +51,36 @@ pub(super) async fn join_as_learner(inner: Arc<Inner>, join: String) {
     }
 }
 
-/// The session keeper: reports local activity to the leader; on the leader, tracks deadlines,
-/// proposes expiries, and reaps containers and TTL nodes.
+/// The session keeper: reports local activity to the leader (which also measures leader
+/// contact, see `contact`); on the leader, confirms its quorum, tracks deadlines, proposes
+/// expiries, and reaps containers and TTL nodes.
 pub(super) async fn keeper(inner: Arc<Inner>) {
     let mut ticker = tokio::time::interval(inner.config.keeper_period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut led_term = None;
+    // At most one contact probe (report or quorum check) in flight at a time.
+    let probing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         tokio::select! {
             _ = inner.cancel.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let touched: Vec<SessionId> = lock(&inner.touched).drain().collect();
         let metrics = inner.raft.metrics().borrow().clone();
         let leading =
             metrics.current_leader == Some(inner.config.id) && metrics.state == ServerState::Leader;
         if !leading {
             led_term = None;
-            if !touched.is_empty() {
-                if let Ok(Some(addr)) = inner.leader() {
-                    let client = inner.pool.get(&addr);
-                    let period = inner.config.keeper_period;
-                    tokio::spawn(async move {
-                        let _ = client.call(PeerRequest::Touch(touched), period * 5).await;
-                    });
-                }
-            }
+            report_activity(&inner, &probing);
             continue;
         }
+        confirm_quorum(&inner, &probing);
+        let touched: HashSet<SessionId> = lock(&inner.touched).drain().collect();
         if led_term != Some(metrics.current_term) {
             // New leadership: every session's timer starts afresh (ZooKeeper does the same).
             lock(&inner.tracker).clear();
             led_term = Some(metrics.current_term);
         }
+        let term = metrics.current_term;
         let now = Instant::now();
         let expired = {
             let mut tracker = lock(&inner.tracker);
@@ -103,25 +102,29 @@ pub(super) async fn keeper(inner: Arc<Inner>) {
                 }
             });
             let expired = tracker.expired(now);
-            // Give each expiry one period before it is proposed again.
+            // Give each expiry one write timeout before it is proposed again.
             for id in &expired {
                 tracker.touch(*id, now, inner.config.write_timeout);
             }
             expired
         };
-        let reapable = inner.replica.read(|tree| tree.reapable(now_ms()));
-        let handle = Handle {
-            inner: inner.clone(),
-        };
         for session in expired {
-            let handle = handle.clone();
+            let inner = inner.clone();
             tokio::spawn(async move {
-                tracing::info!(session = format_args!("{session:#x}"), "session expired");
-                if let Err(e) = handle.close_session(session).await {
+                tracing::info!(
+                    session = format_args!("{session:#x}"),
+                    term,
+                    "session expired"
+                );
+                if let Err(e) = expire_here(&inner, session, term).await {
                     tracing::warn!(error = %e, "proposing session expiry failed");
                 }
             });
         }
+        let reapable = inner.replica.read(|tree| tree.reapable(now_ms()));
+        let handle = Handle {
+            inner: inner.clone(),
+        };
         for (path, version) in reapable.into_iter().take(100) {
             let handle = handle.clone();
             tokio::spawn(async move {
@@ -130,4 +133,75 @@ pub(super) async fn keeper(inner: Arc<Inner>) {
             });
         }
     }
+}
+
+/// Commits the expiry of `session` decided in `term`, on this node only: a verdict is never
+/// forwarded (a deposed leader's view of who is alive is stale), and it applies only if its
+/// entry is committed in the same term (see [`TxnBody::ExpireSession`]).
+async fn expire_here(inner: &Inner, session: SessionId, term: u64) -> crate::Result<()> {
+    let proposal = crate::types::Proposal {
+        time_ms: now_ms(),
+        session,
+        tag: 0,
+        body: TxnBody::ExpireSession { session, term },
+    };
+    let deadline = Instant::now() + inner.config.write_timeout;
+    inner.write_local(proposal, deadline).await.map(|_| ())
+}
+
+/// On a follower or learner: sends the sessions active here since the last report to the
+/// leader, every period even when there are none, and records leader contact from the reply.
+fn report_activity(inner: &Arc<Inner>, probing: &Arc<std::sync::atomic::AtomicBool>) {
+    let Ok(Some(addr)) = inner.leader() else {
+        return;
+    };
+    if probing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let touched: Vec<SessionId> = lock(&inner.touched).drain().collect();
+    let inner = inner.clone();
+    let probing = probing.clone();
+    tokio::spawn(async move {
+        let sent = Instant::now();
+        let client = inner.pool.get(&addr);
+        let reply = client
+            .call(
+                PeerRequest::Touch(touched.clone()),
+                inner.config.keeper_period * 5,
+            )
+            .await;
+        match reply {
+            Ok(PeerResponse::Touched(Some(age_ms))) => {
+                let leader_contact = Instant::now()
+                    .checked_sub(Duration::from_millis(age_ms))
+                    .unwrap_or(sent);
+                inner.contact.record(sent.min(leader_contact));
+            }
+            Ok(_) => {}
+            Err(_) => {
+                // Not delivered, or not known to be: report the activity again next time.
+                lock(&inner.touched).extend(touched);
+            }
+        }
+        probing.store(false, Ordering::Release);
+    });
+}
+
+/// On the leader: a read-index round (a heartbeat a quorum must answer) confirms that a
+/// quorum still hears this node; contact is recorded as of the round's start.
+fn confirm_quorum(inner: &Arc<Inner>, probing: &Arc<std::sync::atomic::AtomicBool>) {
+    if probing.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let inner = inner.clone();
+    let probing = probing.clone();
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let confirmed =
+            tokio::time::timeout(inner.config.keeper_period * 5, inner.read_index()).await;
+        if let Ok(Ok(_)) = confirmed {
+            inner.contact.record(started);
+        }
+        probing.store(false, Ordering::Release);
+    });
 }

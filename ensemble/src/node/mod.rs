@@ -26,6 +26,7 @@ use crate::types::typ::Raft;
 use crate::types::{Applied, NodeId, Proposal};
 use crate::{metrics, Error, Result};
 
+mod contact;
 mod inner;
 mod keeper;
 mod peer;
@@ -115,6 +116,8 @@ struct Inner {
     touched: Mutex<HashSet<SessionId>>,
     /// Expiry deadlines; meaningful only while this node leads.
     tracker: Mutex<SessionTracker>,
+    /// When a leader with a quorum last confirmed it hears this node.
+    contact: contact::Contact,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -194,6 +197,7 @@ pub async fn start(config: NodeConfig) -> Result<Handle> {
         db,
         touched: Mutex::default(),
         tracker: Mutex::default(),
+        contact: contact::Contact::default(),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
@@ -283,6 +287,15 @@ impl Handle {
     /// Registers a listener for every change applied from now on.
     pub fn add_listener(&self, listener: ApplyListener) {
         self.inner.replica.add_listener(listener);
+    }
+
+    /// How long ago this node last confirmed, by a completed round trip, that a leader
+    /// holding a quorum hears it (on the leader: that a quorum answered its heartbeat); `None`
+    /// if it never has. While this stays below a session's timeout, the leader cannot have
+    /// expired a session that is active here: its deadlines run from activity reports no
+    /// older than this contact. Confirmed every keeper period, so about 100 ms is normal.
+    pub fn leader_contact(&self) -> Option<Duration> {
+        self.inner.contact.age()
     }
 
     /// Notes activity on `session`; the keeper reports it to the leader.

@@ -34,8 +34,14 @@ impl PeerService for Inner {
             }
             PeerRequest::ReadIndex => PeerResponse::ReadIndex(self.read_index().await),
             PeerRequest::Touch(sessions) => {
+                // A node that does not lead passes the activity on in its own next report.
                 lock(&self.touched).extend(sessions);
-                PeerResponse::Touched
+                let contact = if self.is_leader() {
+                    self.contact.age_ms()
+                } else {
+                    None
+                };
+                PeerResponse::Touched(contact)
             }
             PeerRequest::Membership(change) => {
                 // Any member accepts a change (a learner joins through whichever it was

@@ -225,6 +225,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
                     EntryPayload::Normal(p) => {
                         let txn = Txn {
                             zxid,
+                            term: entry.log_id.leader_id.term,
                             time_ms: p.time_ms,
                             session: p.session,
                             body: p.body,

@@ -63,6 +63,12 @@ impl Tree {
                 run.close_session(*session);
                 TxnOutcome::SessionClosed
             }
+            TxnBody::ExpireSession { session, term } => {
+                if *term == txn.term {
+                    run.close_session(*session);
+                }
+                TxnOutcome::SessionClosed
+            }
             TxnBody::Op(op) => {
                 let result = run.op(op);
                 if result.is_err() {
@@ -529,6 +535,7 @@ mod tests {
         fn run(&mut self, session: SessionId, body: TxnBody) -> (TxnOutcome, Vec<Change>) {
             self.zxid += 1;
             self.tree.apply(&Txn {
+                term: 0,
                 zxid: self.zxid,
                 time_ms: self.now,
                 session,
@@ -1474,6 +1481,38 @@ mod tests {
     }
 
     #[test]
+    fn an_expiry_applies_only_in_the_term_that_decided_it() {
+        let mut f = Fixture::new();
+        f.open_session(5);
+        f.op_as(5, create("/eph", b"", CreateMode::Ephemeral))
+            .unwrap();
+        let expire = |f: &mut Fixture, decided: u64, committed: u64| {
+            f.zxid += 1;
+            f.tree.apply(&Txn {
+                term: committed,
+                zxid: f.zxid,
+                time_ms: 99,
+                session: 5,
+                body: TxnBody::ExpireSession {
+                    session: 5,
+                    term: decided,
+                },
+            })
+        };
+        // A deposed leader's verdict, committed under the next leader: nothing happens.
+        let (outcome, changes) = expire(&mut f, 3, 4);
+        assert_eq!(outcome, TxnOutcome::SessionClosed);
+        assert!(changes.is_empty());
+        assert!(f.tree.session(5).is_some());
+        assert_eq!(f.tree.ephemerals(5), vec!["/eph".to_string()]);
+        // The current leader's verdict closes the session and deletes its ephemerals.
+        let (_, changes) = expire(&mut f, 4, 4);
+        assert!(!changes.is_empty());
+        assert!(f.tree.session(5).is_none());
+        assert!(f.tree.get("/eph").is_err());
+    }
+
+    #[test]
     fn failed_multi_changes_nothing() {
         let mut f = Fixture::new();
         f.open_session(5);
@@ -1487,6 +1526,7 @@ mod tests {
         let acls_before = f.tree.acls.len();
         f.zxid += 1;
         let txn = Txn {
+            term: 0,
             zxid: f.zxid,
             time_ms: 99,
             session: 5,
@@ -1654,6 +1694,7 @@ mod tests {
         let mut apply = |tree: &mut Tree, op: Op| {
             zxid += 1;
             let (outcome, _) = tree.apply(&Txn {
+                term: 0,
                 zxid,
                 time_ms: zxid,
                 session: 0,
@@ -2041,7 +2082,7 @@ mod tests {
                 let mut model = Model::new();
                 for (i, step) in steps.iter().enumerate() {
                     let zxid = i as i64 + 1;
-                    let txn = |body| Txn { zxid, time_ms: zxid * 10, session: SESSION, body };
+                    let txn = |body| Txn { zxid, term: 0, time_ms: zxid * 10, session: SESSION, body };
                     match step {
                         Step::OpenSession => {
                             let body = TxnBody::CreateSession { session: SESSION, timeout_ms: 1, password: vec![] };

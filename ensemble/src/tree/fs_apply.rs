@@ -211,6 +211,7 @@ mod tests {
 
     fn run(tree: &mut Tree, zxid: i64, session: i64, op: FsOp) -> (TxnOutcome, Vec<Change>) {
         tree.apply(&Txn {
+            term: 0,
             zxid,
             time_ms: 1,
             session,
@@ -316,6 +317,7 @@ mod tests {
         let mut t = Tree::new();
         for (zxid, s) in [(1, 11), (2, 22)] {
             t.apply(&Txn {
+                term: 0,
                 zxid,
                 time_ms: 1,
                 session: 0,
@@ -345,6 +347,7 @@ mod tests {
             TxnOutcome::Fs(Ok(FsResult::Queued))
         );
         let (_, changes) = t.apply(&Txn {
+            term: 0,
             zxid: 6,
             time_ms: 1,
             session: 0,

@@ -207,6 +207,17 @@ pub enum TxnBody {
         /// The session.
         session: SessionId,
     },
+    /// The leader's verdict that a session expired, reached while it led in `term`: it
+    /// closes the session only when its entry is committed in that same term. A leader that
+    /// was deposed (isolated, or paused past a session timeout) judged on stale activity
+    /// reports; should its verdict still reach the log under a newer leader, it changes
+    /// nothing.
+    ExpireSession {
+        /// The session.
+        session: SessionId,
+        /// The term of the leadership that decided the expiry.
+        term: u64,
+    },
     /// One operation on behalf of `Txn::session`.
     Op(Op),
     /// All of these or none.
@@ -220,6 +231,8 @@ pub enum TxnBody {
 pub struct Txn {
     /// The zxid this txn commits at.
     pub zxid: Zxid,
+    /// The Raft term of the entry that carries it.
+    pub term: u64,
     /// Proposer's wall clock, ms since the epoch: ctime/mtime of what it touches.
     pub time_ms: i64,
     /// The session on whose behalf the ops run (owner of ephemerals it creates); 0 for none.
