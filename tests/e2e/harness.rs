@@ -34,12 +34,14 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tempfile::TempDir;
+
+pub use crate::netns::Net;
 
 /// The `fsd` binary Cargo built for this test target.
 pub const FSD: &str = env!("CARGO_BIN_EXE_fsd");
@@ -114,6 +116,14 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Node `id`'s address for `port`: loopback, or its test host's address.
+fn host_addr(opts: &Options, id: u64, port: u16) -> SocketAddr {
+    match &opts.net {
+        Some(net) => SocketAddr::from((net.ip(id as usize), port)),
+        None => loopback(port),
+    }
 }
 
 /// A minimal HTTP/1.0 GET: returns the status code and the body.
@@ -432,6 +442,8 @@ pub struct Options {
     pub extra_args: Vec<String>,
     /// Mount the tree at `<node dir>/mnt` (`--mount`).
     pub mount: bool,
+    /// Run node N as test host N of this network (see `netns`), on that host's address.
+    pub net: Option<Arc<Net>>,
 }
 
 /// One `fsd run` process and its data directory. Restarts reuse the directory and the ports.
@@ -463,11 +475,11 @@ impl Node {
         Node {
             id,
             role,
-            opts,
+            opts: opts.clone(),
             dir: Some(dir),
-            peer: loopback(ports[0]),
-            client: loopback(ports[1]),
-            admin: loopback(ports[2]),
+            peer: host_addr(&opts, id, ports[0]),
+            client: host_addr(&opts, id, ports[1]),
+            admin: host_addr(&opts, id, ports[2]),
             child: None,
             starts: 0,
             term_sent: false,
@@ -588,7 +600,10 @@ impl Node {
     /// A `Command` for `fsd run` with this node's arguments, not yet spawned and without
     /// redirections (for tests that want to run it to completion themselves).
     pub fn run_command(&self) -> Command {
-        let mut cmd = Command::new(FSD);
+        let mut cmd = match &self.opts.net {
+            Some(net) => net.command(self.id as usize, FSD),
+            None => Command::new(FSD),
+        };
         cmd.args(self.run_args());
         cmd
     }
@@ -664,8 +679,22 @@ impl Node {
     fn terminate(&mut self) {
         if !self.term_sent {
             self.term_sent = true;
+            // A paused process would hold SIGTERM until continued.
+            self.signal(libc::SIGCONT);
             self.signal(libc::SIGTERM);
         }
+    }
+
+    /// SIGSTOP: the process freezes (its sockets stay open, nothing answers).
+    pub fn pause(&mut self) {
+        self.signal(libc::SIGSTOP);
+        self.log_note("paused with SIGSTOP");
+    }
+
+    /// SIGCONT after [`Node::pause`].
+    pub fn resume(&mut self) {
+        self.signal(libc::SIGCONT);
+        self.log_note("resumed with SIGCONT");
     }
 
     /// kill -9 and reap. No-op when not running.
@@ -847,6 +876,12 @@ impl ClusterBuilder {
         self.opts.mount = true;
         self
     }
+    /// Runs node N on test host N of `net` (see `netns`); `net` needs a host for every
+    /// node, learners included.
+    pub fn net(mut self, net: Net) -> Self {
+        self.opts.net = Some(Arc::new(net));
+        self
+    }
 
     /// Starts the voters and waits until every one is healthy and one leader is known.
     pub fn start(self) -> Cluster {
@@ -869,7 +904,13 @@ impl ClusterBuilder {
         let n = self.voters;
         let ports = free_ports(3 * n);
         let members = (0..n)
-            .map(|i| format!("{}=127.0.0.1:{}", i + 1, ports[3 * i]))
+            .map(|i| {
+                format!(
+                    "{}={}",
+                    i + 1,
+                    host_addr(&self.opts, i as u64 + 1, ports[3 * i])
+                )
+            })
             .collect::<Vec<_>>()
             .join(",");
         let mut nodes: Vec<Node> = (0..n)
@@ -978,6 +1019,14 @@ impl Cluster {
 
     pub fn nodes(&self) -> &[Node] {
         &self.nodes
+    }
+
+    /// The test network the nodes run on, if any.
+    pub fn net(&self) -> &Net {
+        self.opts
+            .net
+            .as_deref()
+            .expect("cluster built without .net(..)")
     }
 
     /// The node with this id (1-based).

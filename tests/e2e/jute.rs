@@ -78,11 +78,19 @@ pub struct RawClient {
     next_xid: i32,
     pub session_id: i64,
     pub timeout_ms: i32,
+    /// The session's password, as the server sent it.
+    pub passwd: Vec<u8>,
 }
 
 impl RawClient {
     /// Connects and completes the ConnectRequest/ConnectResponse handshake.
     pub fn connect(addr: SocketAddr) -> io::Result<RawClient> {
+        Self::attach(addr, 0, &[0u8; 16])
+    }
+
+    /// Connects with session `session_id` and `passwd` (0 for a new session). A server that
+    /// answers "expired" (session id 0) gives `ConnectionRefused`.
+    pub fn attach(addr: SocketAddr, session_id: i64, passwd: &[u8]) -> io::Result<RawClient> {
         let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
         stream.set_read_timeout(Some(Duration::from_secs(10)))?;
         stream.set_write_timeout(Some(Duration::from_secs(10)))?;
@@ -92,13 +100,14 @@ impl RawClient {
             next_xid: 1,
             session_id: 0,
             timeout_ms: 0,
+            passwd: Vec::new(),
         };
         let req = Buf::default()
             .int(0) // protocolVersion
             .long(0) // lastZxidSeen
             .int(2000) // timeOut
-            .long(0) // sessionId
-            .buffer(&[0u8; 16]) // passwd
+            .long(session_id) // sessionId
+            .buffer(passwd) // passwd
             .boolean(false) // readOnly
             .framed();
         c.stream.write_all(&req)?;
@@ -111,6 +120,8 @@ impl RawClient {
         }
         c.timeout_ms = i32::from_be_bytes(resp[4..8].try_into().unwrap());
         c.session_id = i64::from_be_bytes(resp[8..16].try_into().unwrap());
+        let plen = i32::from_be_bytes(resp[16..20].try_into().unwrap()).max(0) as usize;
+        c.passwd = resp.get(20..20 + plen).unwrap_or_default().to_vec();
         if c.session_id == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionRefused,
@@ -203,6 +214,22 @@ impl RawClient {
     /// Sends raw bytes on the session's connection.
     pub fn send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.stream.write_all(bytes)
+    }
+
+    /// A ping; the server's error code (a ping reply has xid -2).
+    pub fn ping(&mut self) -> io::Result<i32> {
+        self.stream
+            .write_all(&Buf::default().int(-2).int(11).framed())?;
+        loop {
+            let f = self.read_frame()?;
+            if f.len() < 16 {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "short reply"));
+            }
+            if i32::from_be_bytes(f[0..4].try_into().unwrap()) == -1 {
+                continue; // a watch notification
+            }
+            return Ok(i32::from_be_bytes(f[12..16].try_into().unwrap()));
+        }
     }
 
     /// closeSession, then drop the connection.

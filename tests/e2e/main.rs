@@ -6,12 +6,14 @@
 //! One test binary with a shared harness, as ripgrep's `tests/tests.rs` and `util.rs`:
 //! - `harness`: clusters, nodes, processes, readiness, polling;
 //! - `jute`: a raw wire client for requests `zookeeper-client` refuses to send;
+//! - `netns`: test hosts in network namespaces, for partitions, one-way drops and netem;
 //! - `zk`: helpers for `zkCli.sh`.
 //!
 //! Each test starts its own cluster; `.config/nextest.toml` runs at most two at once.
 
 mod harness;
 mod jute;
+mod netns;
 mod zk;
 
 mod bad_input;
@@ -23,6 +25,8 @@ mod differential;
 mod kazoo_suite;
 mod learner;
 mod mount;
+mod partition;
 mod recipes;
+mod sessions;
 mod snapshot;
 mod zkcli;

@@ -199,8 +199,10 @@ fn confirm_quorum(inner: &Arc<Inner>, probing: &Arc<std::sync::atomic::AtomicBoo
         let started = Instant::now();
         let confirmed =
             tokio::time::timeout(inner.config.keeper_period * 5, inner.read_index()).await;
-        if let Ok(Ok(_)) = confirmed {
-            inner.contact.record(started);
+        match confirmed {
+            Ok(Ok(_)) => inner.contact.record(started),
+            Ok(Err(e)) => tracing::debug!(error = %e, "quorum not confirmed"),
+            Err(_) => tracing::debug!("quorum not confirmed in time"),
         }
         probing.store(false, Ordering::Release);
     });

@@ -4,6 +4,19 @@
 //! only; a client that stops reading is closed when its outbox fills, and one that asks for
 //! more watches than `--max-watches-per-connection` is closed at the request that would
 //! pass the limit, without a reply.
+//!
+//! A connection never outlives what its client believes (ZooKeeper's rules):
+//! - re-attaching a session first syncs with the leader, so a session that expired while this
+//!   node was cut off or behind is answered "expired", never revived; without a leader the
+//!   connection is closed and the client tries another server;
+//! - when the session is closed (by the client through another connection, or expired by the
+//!   leader) or re-attached through another connection of this node, this connection is
+//!   closed; a request on a session that is gone is answered SessionExpired;
+//! - when this node has not confirmed contact with a leader for half the session timeout
+//!   ([`Handle::leader_contact`]), the connection is closed, so the client sees Disconnected
+//!   (kazoo: SUSPENDED) at least half a timeout before the leader can expire its session and
+//!   let someone else take its ephemerals and locks. The leader's expiry deadlines run from
+//!   activity reports no older than that contact (see the ensemble's `contact` module).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -31,6 +44,41 @@ use super::Server;
 const MAX_FRAME: usize = 1024 * 1024 + 64 * 1024;
 /// Frames a connection may have queued before it counts as not reading.
 const OUTBOX_FRAMES: usize = 4096;
+/// How often a connection checks that its session still exists and that this node is in
+/// contact with a leader.
+const CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// The longest a connection with session timeout `timeout_ms` is served without confirmed
+/// leader contact: half the timeout.
+fn contact_limit(timeout_ms: i32) -> Duration {
+    Duration::from_millis(timeout_ms.max(0) as u64 / 2)
+}
+
+/// Waits (up to a second) until this node's leader contact is younger than `limit`.
+async fn await_contact(node: &Handle, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        if node.leader_contact().is_some_and(|age| age <= limit) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Why a connection must close now, if it must: its session is gone, or this node has lost
+/// contact with the leader for longer than the session can bear.
+fn must_close(node: &Handle, session: SessionId, timeout_ms: i32) -> Option<&'static str> {
+    if node.read(|t| t.session(session).is_none()) {
+        return Some("session closed or expired");
+    }
+    match node.leader_contact() {
+        Some(age) if age <= contact_limit(timeout_ms) => None,
+        _ => Some("no contact with a leader"),
+    }
+}
 
 /// What a request runs with: the node, the session it belongs to, this connection's watches
 /// and the ids it has authenticated as.
@@ -135,6 +183,13 @@ async fn run(
                 ));
             }
         }
+        // The session table this replica holds may be stale (cut off, or behind): confirm
+        // with the leader first, so an expired session is never revived here.
+        if let Err(e) = node.sync().await {
+            return Err(End::Refused(format!(
+                "cannot confirm the session with a leader: {e}"
+            )));
+        }
         let known = node.read(|t| {
             t.session(connect.session_id)
                 .map(|s| (s.timeout_ms, s.password.clone()))
@@ -161,6 +216,11 @@ async fn run(
             }
         }
     };
+    // Serve only while in contact with a leader (see the module doc); a node that has just
+    // started confirms its first contact within a keeper period.
+    if !await_contact(node, contact_limit(timeout_ms)).await {
+        return Err(End::Refused("no contact with a leader".into()));
+    }
     tracing::debug!(conn, %peer, session = format_args!("{session:#x}"), timeout_ms, "session established");
     let resp = ConnectResponse {
         protocol_version: 0,
@@ -186,6 +246,8 @@ async fn run(
         },
     );
     let writer_task = tokio::spawn(write_loop(writer, inbox, close.clone()));
+    // A session is served by one connection of this node at a time: the newest.
+    server.sessions.attach(session, conn, close.clone());
 
     let ctx = Session {
         node: node.clone(),
@@ -197,9 +259,19 @@ async fn run(
     };
     // The server closes a connection that stays silent for the whole session timeout.
     let idle = Duration::from_millis(timeout_ms.max(1) as u64);
+    let mut check =
+        tokio::time::interval_at(tokio::time::Instant::now() + CHECK_EVERY, CHECK_EVERY);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let result = loop {
         let frame = tokio::select! {
             _ = close.cancelled() => break Ok(()),
+            _ = check.tick() => match must_close(node, session, timeout_ms) {
+                Some(why) => {
+                    tracing::info!(conn, %peer, session = format_args!("{session:#x}"), "closing client connection: {why}");
+                    break Err(End::Refused(why.into()));
+                }
+                None => continue,
+            },
             frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut buf)) => match frame {
                 Ok(frame) => frame,
                 Err(_) => break Err(End::Refused("session timeout without traffic".into())),
@@ -233,6 +305,22 @@ async fn run(
                 continue;
             }
         };
+        if let Some(why) = must_close(node, session, timeout_ms) {
+            // Nothing more is served: a gone session is told so; without a leader the
+            // client is left to find another server.
+            if node.read(|t| t.session(session).is_none()) {
+                let mut out = BytesMut::new();
+                proto::encode_reply(
+                    header.xid,
+                    node.last_zxid(),
+                    ErrorCode::SessionExpired,
+                    None,
+                    &mut out,
+                );
+                let _ = queue(&outbox, out, &close).await;
+            }
+            break Err(End::Refused(why.into()));
+        }
         node.touch(session);
         server.count_request();
         let started = Instant::now();
@@ -290,6 +378,7 @@ async fn run(
     // Let the writer flush what is queued (the closeSession reply above all), then stop it.
     drop(outbox);
     server.watches.detach(conn);
+    server.sessions.detach(session, conn);
     // A writer stuck on a client that does not read is not waited for any longer.
     let mut writer_task = writer_task;
     if tokio::time::timeout(Duration::from_secs(1), &mut writer_task)

@@ -7,6 +7,7 @@ mod connection;
 mod error;
 mod ops;
 pub(crate) mod proto;
+mod sessions;
 mod watches;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -29,6 +30,8 @@ pub(crate) struct Server {
     /// `--super-digest`: a digest that authenticates as ZooKeeper's super user.
     super_digest: Option<String>,
     watches: Arc<WatchTable>,
+    /// The connection serving each session.
+    sessions: sessions::SessionConnections,
     next_conn: AtomicU64,
     live: AtomicUsize,
     requests: AtomicU64,
@@ -61,6 +64,7 @@ impl Server {
             tick,
             super_digest,
             watches,
+            sessions: sessions::SessionConnections::default(),
             next_conn: AtomicU64::new(1),
             live: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
