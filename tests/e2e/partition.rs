@@ -85,3 +85,54 @@ async fn an_isolated_servers_client_is_told_before_its_lock_passes_on() {
     .expect("the holder never learned its session expired");
     ended.unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// A follower cut off from its peers for several election timeouts, then healed, rejoins
+/// without deposing the healthy leader: no term storm (pre-vote; item 9 of the issue).
+#[test]
+fn a_healed_follower_does_not_depose_a_healthy_leader() {
+    if !Net::available("partition::a_healed_follower_does_not_depose_a_healthy_leader") {
+        return;
+    }
+    let cluster = Cluster::builder(3).net(Net::new(3)).start();
+    let leader = cluster.wait_leader(START_TIMEOUT);
+    let term = |id: u64| {
+        cluster
+            .node(id)
+            .status()
+            .and_then(|s| s["node"]["term"].as_u64())
+    };
+    let before = term(leader).expect("leader's term");
+    let follower = cluster
+        .voter_ids()
+        .into_iter()
+        .find(|id| *id != leader)
+        .expect("a follower");
+    cluster.net().isolate(follower as usize);
+    std::thread::sleep(Duration::from_secs(6));
+    let isolated_term = term(follower);
+    cluster.net().heal();
+    let healed = Instant::now();
+    // Watch the cluster for a while after the heal: the same leader in the same term.
+    while healed.elapsed() < Duration::from_secs(6) {
+        if let Some(now) = cluster.leader() {
+            assert_eq!(
+                now, leader,
+                "leader changed from {leader} to {now} after the heal (isolated node's term {isolated_term:?})"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        term(leader),
+        Some(before),
+        "the term moved on after the heal"
+    );
+    harness::wait_until(
+        Duration::from_secs(20),
+        "the healed follower to follow",
+        || {
+            let s = cluster.node(follower).status()?;
+            (s["node"]["leader"].as_u64() == Some(leader)).then_some(())
+        },
+    );
+}

@@ -100,6 +100,13 @@ fn a_server_that_loses_its_leader_drops_its_clients_before_the_session_can_expir
         dropped_after < DROP_BOUND,
         "dropped after {dropped_after:?}: a leader may expire the session after {SESSION_TIMEOUT:?}"
     );
+    // Operators see it too: `srvr` says it is not serving (ZooKeeper's answer for a server
+    // without a leader), not "follower".
+    let addr = cluster.node(follower).client_socket();
+    wait_until(Duration::from_secs(5), "srvr to say not serving", || {
+        let srvr = harness::four_letter_word(addr, "srvr").ok()?;
+        srvr.contains("not currently serving").then_some(())
+    });
     // Without a leader, re-attaching is refused rather than served from a stale replica.
     assert!(RawClient::attach(
         cluster.node(follower).client_socket(),

@@ -74,6 +74,12 @@ pub enum PeerRequest {
     Membership(MembershipChange),
     /// The receiver's own status.
     Status,
+    /// Pre-vote: would the receiver vote for a voter whose last log id is `last_log`? (See
+    /// the node's `election` module.)
+    PreVote {
+        /// The asker's last log id.
+        last_log: Option<crate::types::typ::LogId>,
+    },
 }
 
 /// The reply to a [`PeerRequest`] of the same kind.
@@ -98,6 +104,8 @@ pub enum PeerResponse {
     Membership(Result<(), Error>),
     /// Reply to Status.
     Status(LocalStatus),
+    /// Reply to PreVote.
+    PreVote(bool),
 }
 
 /// One frame on a peer connection: a request or response tagged with the caller's id.

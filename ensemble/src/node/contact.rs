@@ -18,7 +18,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// The latest confirmed leader contact.
+/// The latest confirmed contact (also used for "last heard from a leader", see `election`).
 #[derive(Debug, Default)]
 pub(super) struct Contact {
     last: Mutex<Option<Instant>>,

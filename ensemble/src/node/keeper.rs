@@ -71,6 +71,7 @@ pub(super) async fn keeper(inner: Arc<Inner>) {
         if !leading {
             led_term = None;
             report_activity(&inner, &probing);
+            super::election::tick(&inner);
             continue;
         }
         confirm_quorum(&inner, &probing);

@@ -27,6 +27,7 @@ use crate::types::{Applied, NodeId, Proposal};
 use crate::{metrics, Error, Result};
 
 mod contact;
+mod election;
 mod inner;
 mod keeper;
 mod peer;
@@ -118,6 +119,10 @@ struct Inner {
     tracker: Mutex<SessionTracker>,
     /// When a leader with a quorum last confirmed it hears this node.
     contact: contact::Contact,
+    /// When this node last accepted replication from a leader (see `election`).
+    heard: contact::Contact,
+    /// Pre-vote state (see `election`).
+    campaign: Mutex<election::Campaign>,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -166,6 +171,8 @@ pub async fn start(config: NodeConfig) -> Result<Handle> {
         max_in_snapshot_log_to_keep: 1000,
         snapshot_max_chunk_size: 4 * 1024 * 1024,
         install_snapshot_timeout: 10_000,
+        // Elections are started by the pre-vote loop (see `election`), not by openraft's timer.
+        enable_elect: false,
         ..Default::default()
     };
     let raft_config = Arc::new(raft_config.validate().map_err(|e| Error::BadArguments {
@@ -189,6 +196,7 @@ pub async fn start(config: NodeConfig) -> Result<Handle> {
         reason: format!("{}: {e}", store_dir.display()),
     })?;
 
+    let campaign = election::Campaign::new(config.election_timeout);
     let inner = Arc::new(Inner {
         config,
         raft,
@@ -198,6 +206,8 @@ pub async fn start(config: NodeConfig) -> Result<Handle> {
         touched: Mutex::default(),
         tracker: Mutex::default(),
         contact: contact::Contact::default(),
+        heard: contact::Contact::default(),
+        campaign: Mutex::new(campaign),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });

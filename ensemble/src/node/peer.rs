@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use openraft::raft::AppendEntriesResponse;
+
 use crate::network::message::{PeerRequest, PeerResponse};
 use crate::network::server::PeerService;
 use crate::Error;
@@ -15,11 +17,23 @@ impl PeerService for Inner {
     async fn handle(&self, req: PeerRequest) -> PeerResponse {
         match req {
             PeerRequest::AppendEntries(rpc) => {
-                PeerResponse::AppendEntries(self.raft.append_entries(rpc).await)
+                let reply = self.raft.append_entries(rpc).await;
+                // Accepted as coming from the leader of this node's term (a conflict too):
+                // a leader was heard.
+                if let Ok(r) = &reply {
+                    if !matches!(r, AppendEntriesResponse::HigherVote(_)) {
+                        self.heard.record(Instant::now());
+                    }
+                }
+                PeerResponse::AppendEntries(reply)
             }
             PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
             PeerRequest::InstallSnapshot(rpc) => {
-                PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+                let reply = self.raft.install_snapshot(rpc).await;
+                if reply.is_ok() {
+                    self.heard.record(Instant::now());
+                }
+                PeerResponse::InstallSnapshot(reply)
             }
             PeerRequest::Propose(p) => {
                 let deadline = Instant::now() + self.config.write_timeout;
@@ -62,6 +76,9 @@ impl PeerService for Inner {
                 PeerResponse::Membership(result)
             }
             PeerRequest::Status => PeerResponse::Status(self.local_status()),
+            PeerRequest::PreVote { last_log } => {
+                PeerResponse::PreVote(super::election::grant(self, last_log))
+            }
         }
     }
 }

@@ -149,6 +149,25 @@ impl Server {
         let max_ms = self.latency_us_max.load(Ordering::Relaxed) as f64 / 1000.0;
         let version = concat!("3.8.0-quorumfs-", env!("CARGO_PKG_VERSION"));
         let zxid = self.node.last_zxid();
+        // A node without a leader (a candidate, or cut off) is not serving: ZooKeeper answers
+        // a LOOKING server's status words this way, and operators must not read it as a
+        // healthy follower.
+        let serving = status.role != "candidate"
+            && self
+                .node
+                .leader_contact()
+                .is_some_and(|age| age < Duration::from_secs(1));
+        if !serving
+            && !matches!(
+                word,
+                FourLetterWord::Ruok
+                    | FourLetterWord::Isro
+                    | FourLetterWord::Envi
+                    | FourLetterWord::Conf
+            )
+        {
+            return "This ZooKeeper instance is not currently serving requests\n".into();
+        }
         match word {
             FourLetterWord::Ruok => "imok".into(),
             FourLetterWord::Isro => "rw".into(),
