@@ -6,12 +6,14 @@
 //! One test binary with a shared harness, as ripgrep's `tests/tests.rs` and `util.rs`:
 //! - `harness`: clusters, nodes, processes, readiness, polling;
 //! - `jute`: a raw wire client for requests `zookeeper-client` refuses to send;
-//! - `zk`: helpers for `zkCli.sh`.
+//! - `zk`: helpers for `zkCli.sh`;
+//! - `lazyfs`: a forgetful FUSE passthrough for power-loss tests (`power_loss`).
 //!
 //! Each test starts its own cluster; `.config/nextest.toml` runs at most two at once.
 
 mod harness;
 mod jute;
+mod lazyfs;
 mod zk;
 
 mod bad_input;
@@ -23,6 +25,7 @@ mod differential;
 mod kazoo_suite;
 mod learner;
 mod mount;
+mod power_loss;
 mod recipes;
 mod snapshot;
 mod zkcli;
