@@ -454,7 +454,13 @@ impl fuser::Filesystem for LazyFs {
                 .map(|(p, i)| (p.clone(), *i))
                 .collect();
             for (old, ino) in moved {
-                let new = to.join(old.strip_prefix(&from).expect("filtered by prefix"));
+                // `join("")` would add a trailing slash, which makes a file's path unopenable.
+                let rest = old.strip_prefix(&from).expect("filtered by prefix");
+                let new = if rest.as_os_str().is_empty() {
+                    to.clone()
+                } else {
+                    to.join(rest)
+                };
                 st.inos.remove(&old);
                 st.inos.insert(new.clone(), ino);
                 st.paths.insert(ino, new);
