@@ -43,8 +43,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fuser::{
     BackgroundSession, Config, Errno, FileAttr, FileHandle, FileType, FopenFlags, Generation,
     INodeNo, LockOwner, MountOption, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
-    TimeOrNow, WriteFlags,
+    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
+    WriteFlags,
 };
 use tempfile::TempDir;
 
@@ -682,8 +682,7 @@ impl fuser::Filesystem for LazyFs {
         })();
         match result {
             Ok(entries) => {
-                for (i, (child, k, name)) in entries.into_iter().enumerate().skip(offset as usize)
-                {
+                for (i, (child, k, name)) in entries.into_iter().enumerate().skip(offset as usize) {
                     if reply.add(INodeNo(child), i as u64 + 1, k, name) {
                         break;
                     }
@@ -707,7 +706,16 @@ impl fuser::Filesystem for LazyFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        reply.statfs(1 << 24, 1 << 23, 1 << 23, 1 << 20, 1 << 19, PAGE as u32, 255, PAGE as u32);
+        reply.statfs(
+            1 << 24,
+            1 << 23,
+            1 << 23,
+            1 << 20,
+            1 << 19,
+            PAGE as u32,
+            255,
+            PAGE as u32,
+        );
     }
 }
 

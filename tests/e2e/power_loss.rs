@@ -74,7 +74,6 @@ async fn view_at(cluster: &Cluster, id: u64, barrier_zxid: i64) -> (BTreeSet<Str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails until acknowledgements wait for fdatasync (issue #9 item 0, next commit)"]
 async fn power_loss_of_every_voter_loses_no_acknowledged_write() {
     const TEST: &str = "power_loss_of_every_voter_loses_no_acknowledged_write";
     // Declared before the cluster, so it is unmounted after every daemon is gone.
@@ -154,7 +153,13 @@ async fn power_loss_of_every_voter_loses_no_acknowledged_write() {
             let (have, summary) = view_at(&cluster, *id, barrier_zxid).await;
             let lost: Vec<&String> = acked.iter().filter(|p| !have.contains(*p)).collect();
             let summary = format!("{summary} barrier={}", have.contains(&barrier));
-            views.push((*id, have, summary, lost.len(), lost.first().map(|s| s.to_string())));
+            views.push((
+                *id,
+                have,
+                summary,
+                lost.len(),
+                lost.first().map(|s| s.to_string()),
+            ));
         }
         let line = format!(
             "cycle {cycle}: {} acked this cycle ({} in all); the cut dropped {} dirty pages in {} files; \
@@ -176,7 +181,8 @@ async fn power_loss_of_every_voter_loses_no_acknowledged_write() {
         report.push(line);
         for (id, _, _, lost, first) in &views {
             assert_eq!(
-                *lost, 0,
+                *lost,
+                0,
                 "node {id} lost {lost} acknowledged creates after power loss (e.g. {first:?}):\n{}",
                 report.join("\n")
             );
