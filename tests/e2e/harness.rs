@@ -444,6 +444,9 @@ pub struct Options {
     pub mount: bool,
     /// Run node N as test host N of this network (see `netns`), on that host's address.
     pub net: Option<Arc<Net>>,
+    /// Put node `i`'s `--data` at `<data_root>/n<i>` instead of `<node dir>/data` (e.g. on a
+    /// forgetful filesystem, see `lazyfs`).
+    pub data_root: Option<PathBuf>,
 }
 
 /// One `fsd run` process and its data directory. Restarts reuse the directory and the ports.
@@ -470,8 +473,17 @@ impl Node {
             .prefix(&format!("quorumfs-e2e-n{id}-"))
             .tempdir()
             .expect("create node temp dir");
-        fs::create_dir_all(dir.path().join("data")).expect("create data dir");
         fs::create_dir_all(dir.path().join("mnt")).expect("create mount dir");
+        let data = match &opts.data_root {
+            Some(root) => {
+                // A retried cluster start reuses the root: start from an empty directory.
+                let data = root.join(format!("n{id}"));
+                let _ = fs::remove_dir_all(&data);
+                data
+            }
+            None => dir.path().join("data"),
+        };
+        fs::create_dir_all(data).expect("create data dir");
         Node {
             id,
             role,
@@ -510,7 +522,10 @@ impl Node {
     }
     /// The `--data` directory.
     pub fn data_dir(&self) -> PathBuf {
-        self.dir().join("data")
+        match &self.opts.data_root {
+            Some(root) => root.join(format!("n{}", self.id)),
+            None => self.dir().join("data"),
+        }
     }
     /// The `--mount` directory (mounted only with [`ClusterBuilder::mount`]).
     pub fn mountpoint(&self) -> PathBuf {
@@ -882,6 +897,11 @@ impl ClusterBuilder {
         self.opts.net = Some(Arc::new(net));
         self
     }
+    /// Node `i`'s `--data` is `<root>/n<i>` (see [`Options::data_root`]).
+    pub fn data_root(mut self, root: &Path) -> Self {
+        self.opts.data_root = Some(root.to_path_buf());
+        self
+    }
 
     /// Starts the voters and waits until every one is healthy and one leader is known.
     pub fn start(self) -> Cluster {
@@ -1090,6 +1110,17 @@ impl Cluster {
         wait_until(timeout, "a leader", || {
             self.leader().filter(|id| self.node(*id).healthy())
         })
+    }
+
+    /// kill -9 of every running node at once (all signalled before any is reaped), then reaps
+    /// them all.
+    pub fn kill9_all(&mut self) {
+        for node in &self.nodes {
+            node.signal(libc::SIGKILL);
+        }
+        for node in &mut self.nodes {
+            node.kill9();
+        }
     }
 
     /// Waits until every running node answers `/health` with 200.

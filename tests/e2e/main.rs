@@ -6,7 +6,8 @@
 //! One test binary with a shared harness, as ripgrep's `tests/tests.rs` and `util.rs`:
 //! - `harness`: clusters, nodes, processes, readiness, polling;
 //! - `jute`: a raw wire client for requests `zookeeper-client` refuses to send;
-//! - `netns`: test hosts in network namespaces, for partitions, one-way drops and netem;
+//! - `netns`: test hosts in network namespaces, for partitions and one-way drops;
+//! - `lazyfs`: a forgetful FUSE passthrough for power-loss tests (`power_loss`);
 //! - `zk`: helpers for `zkCli.sh`.
 //!
 //! Each test starts its own cluster; `.config/nextest.toml` runs at most two at once.
@@ -14,6 +15,7 @@
 mod harness;
 mod jute;
 mod netns;
+mod lazyfs;
 mod zk;
 
 mod bad_input;
@@ -26,6 +28,7 @@ mod kazoo_suite;
 mod learner;
 mod mount;
 mod partition;
+mod power_loss;
 mod recipes;
 mod sessions;
 mod snapshot;

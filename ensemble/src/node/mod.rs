@@ -20,7 +20,7 @@ use crate::network::message::{LocalStatus, MembershipChange, PeerRequest, PeerRe
 use crate::network::raft::RaftNetworkPool;
 use crate::network::server::{self};
 use crate::session::SessionTracker;
-use crate::store::{ApplyListener, LogStore, Replica, StateMachineStore};
+use crate::store::{ApplyListener, DiskSync, LogStore, Replica, StateMachineStore};
 use crate::tree::{SessionId, Tree, TxnBody, TxnOutcome, Zxid};
 use crate::types::typ::Raft;
 use crate::types::{Applied, NodeId, Proposal};
@@ -154,10 +154,13 @@ pub async fn start(config: NodeConfig) -> Result<Handle> {
         reason: format!("{}: {e}", config.data_dir.display()),
     })?;
     let db = open_sled(&store_dir)?;
-    let log_store = LogStore::open(&db).map_err(|e| Error::Storage {
+    let disk = Arc::new(DiskSync::open(&store_dir).map_err(|e| Error::Storage {
+        reason: format!("{}: {e}", store_dir.display()),
+    })?);
+    let log_store = LogStore::open(&db, disk.clone()).map_err(|e| Error::Storage {
         reason: format!("{}: {e}", store_dir.display()),
     })?;
-    let sm = StateMachineStore::open(&db).map_err(|reason| Error::Storage {
+    let sm = StateMachineStore::open(&db, disk).map_err(|reason| Error::Storage {
         reason: format!("{}: {reason}", store_dir.display()),
     })?;
     let replica = sm.replica();
@@ -234,10 +237,15 @@ pub async fn start(config: NodeConfig) -> Result<Handle> {
 
 /// Opens the sled database in `dir`. sled 0.34 panics on some kinds of corruption instead of
 /// returning an error; both become a `Storage` error that names the directory.
+///
+/// sled's periodic flusher is off: the log store syncs every write that matters itself
+/// (`store::DiskSync`), and the flusher's `sync_all` of sled's `db` file alone could make a
+/// log record durable before the blob file it points to.
 fn open_sled(dir: &std::path::Path) -> Result<sled::Db> {
     let config = sled::Config::new()
         .path(dir)
-        .cache_capacity(64 * 1024 * 1024);
+        .cache_capacity(64 * 1024 * 1024)
+        .flush_every_ms(None);
     let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| config.open()));
     match opened {
         Ok(Ok(db)) => Ok(db),

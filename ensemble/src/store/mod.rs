@@ -1,13 +1,16 @@
 //! Persistence: openraft's log storage and state machine, both on one sled database per
-//! process (sled locks its directory, so it is opened once).
+//! process (sled locks its directory, so it is opened once), made durable by `durable`
+//! (fsync of sled's files, which sled itself does not do).
 
 // openraft's storage traits fix `StorageError` (large) as the error type; helpers share it.
 #![allow(clippy::result_large_err)]
 
+mod durable;
 pub mod keys;
 mod log_store;
 mod state_machine;
 
+pub use durable::DiskSync;
 pub use log_store::LogStore;
 pub use state_machine::{ApplyEvent, ApplyListener, Replica, StateMachineStore};
 
@@ -15,7 +18,9 @@ pub use state_machine::{ApplyEvent, ApplyListener, Replica, StateMachineStore};
 mod tests {
     use openraft::testing::{StoreBuilder, Suite};
 
-    use super::{LogStore, StateMachineStore};
+    use std::sync::Arc;
+
+    use super::{DiskSync, LogStore, StateMachineStore};
     use crate::types::typ::StorageError;
     use crate::types::TypeConfig;
 
@@ -31,8 +36,12 @@ mod tests {
                 .path(dir.path())
                 .open()
                 .map_err(|e| openraft::StorageIOError::write(&e))?;
-            let log = LogStore::open(&db).map_err(|e| openraft::StorageIOError::write(&e))?;
-            let sm = StateMachineStore::open(&db)
+            let disk = Arc::new(
+                DiskSync::open(dir.path()).map_err(|e| openraft::StorageIOError::write(&e))?,
+            );
+            let log = LogStore::open(&db, disk.clone())
+                .map_err(|e| openraft::StorageIOError::write(&e))?;
+            let sm = StateMachineStore::open(&db, disk)
                 .map_err(|e| openraft::StorageIOError::write(&std::io::Error::other(e)))?;
             Ok((dir, log, sm))
         }

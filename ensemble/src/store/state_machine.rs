@@ -1,8 +1,9 @@
 //! The state machine: the in-memory [`Tree`] that every replica applies committed entries to,
 //! its snapshots on sled, and the fan-out of applied changes to listeners.
 //!
-//! The tree lives in memory; durability comes from the Raft log (flushed before a write is
-//! acknowledged) plus snapshots: after a restart openraft re-applies the log past the last
+//! The tree lives in memory; durability comes from the Raft log (fdatasynced before a write
+//! is acknowledged) plus snapshots, fsynced before they are reported stored (so before the
+//! log they cover can be purged): after a restart openraft re-applies the log past the last
 //! snapshot. Readers share the tree through [`Replica`]; the apply path is the only writer.
 
 use std::io::Cursor;
@@ -13,6 +14,7 @@ use openraft::{EntryPayload, OptionalSend, StorageIOError};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::durable::DiskSync;
 use super::keys;
 use crate::tree::{Change, SessionId, Tree, Txn, Zxid};
 use crate::types::typ::{Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership};
@@ -109,6 +111,8 @@ struct StoredSnapshot {
 pub struct StateMachineStore {
     replica: Arc<Replica>,
     db: sled::Db,
+    /// fsyncs sled's files: a snapshot must be durable before the log it covers is purged.
+    disk: Arc<DiskSync>,
     snapshots: sled::Tree,
 }
 
@@ -118,7 +122,7 @@ impl StateMachineStore {
     /// # Errors
     /// A snapshot that cannot be decoded is reported, never skipped: starting from an empty
     /// tree would silently lose data.
-    pub fn open(db: &sled::Db) -> Result<Self, String> {
+    pub fn open(db: &sled::Db, disk: Arc<DiskSync>) -> Result<Self, String> {
         let snapshots = db
             .open_tree(keys::SNAPSHOT_TREE)
             .map_err(|e| e.to_string())?;
@@ -142,6 +146,7 @@ impl StateMachineStore {
         Ok(StateMachineStore {
             replica,
             db: db.clone(),
+            disk,
             snapshots,
         })
     }
@@ -160,6 +165,9 @@ impl StateMachineStore {
             .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
         self.db
             .flush()
+            .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
+        self.disk
+            .sync()
             .map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
         Ok(())
     }
