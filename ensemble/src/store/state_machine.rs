@@ -4,9 +4,17 @@
 //! The tree lives in memory; durability comes from the Raft log (flushed before a write is
 //! acknowledged) plus snapshots: after a restart openraft re-applies the log past the last
 //! snapshot. Readers share the tree through [`Replica`]; the apply path is the only writer.
+//!
+//! Snapshots never go back: openraft builds a snapshot (here, on a blocking thread) while it
+//! may install a newer one from the leader, so a build that captured the tree before an
+//! install could finish after it. Every store of a snapshot therefore goes through
+//! `store_snapshot`, which holds the last log id of the stored snapshot under a lock and
+//! refuses one that is older; a build never touches the applied state. Without this, a
+//! restart started from the older snapshot while the log it needed had been purged by the
+//! install (issue #9, item 5).
 
 use std::io::Cursor;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{EntryPayload, OptionalSend, StorageIOError};
@@ -110,6 +118,10 @@ pub struct StateMachineStore {
     replica: Arc<Replica>,
     db: sled::Db,
     snapshots: sled::Tree,
+    /// The last log id of the snapshot stored in `snapshots`; held while one is stored, so
+    /// that concurrent stores (a build and an install) are ordered and the older never
+    /// replaces the newer.
+    stored: Arc<Mutex<Option<LogId>>>,
 }
 
 impl StateMachineStore {
@@ -123,6 +135,7 @@ impl StateMachineStore {
             .open_tree(keys::SNAPSHOT_TREE)
             .map_err(|e| e.to_string())?;
         let mut state = AppliedState::default();
+        let mut stored_id = None;
         if let Some(bytes) = snapshots
             .get(keys::CURRENT_SNAPSHOT)
             .map_err(|e| e.to_string())?
@@ -131,6 +144,7 @@ impl StateMachineStore {
                 .map_err(|e| format!("snapshot record is corrupt: {e}"))?;
             state = bincode::deserialize(&stored.data)
                 .map_err(|e| format!("snapshot data is corrupt: {e}"))?;
+            stored_id = stored.meta.last_log_id;
         }
         let applied = state.last_applied.map_or(0, |l| l.index);
         let (applied_index, _) = watch::channel(applied);
@@ -143,6 +157,7 @@ impl StateMachineStore {
             replica,
             db: db.clone(),
             snapshots,
+            stored: Arc::new(Mutex::new(stored_id)),
         })
     }
 
@@ -151,7 +166,18 @@ impl StateMachineStore {
         self.replica.clone()
     }
 
-    fn store_snapshot(&self, stored: &StoredSnapshot) -> Result<(), StorageError> {
+    /// Stores `stored` as the current snapshot unless the one already stored is newer;
+    /// returns whether it was stored.
+    fn store_snapshot(&self, stored: &StoredSnapshot) -> Result<bool, StorageError> {
+        let mut current = self.stored.lock().unwrap_or_else(|p| p.into_inner());
+        if stored.meta.last_log_id < *current {
+            tracing::debug!(
+                snapshot = ?stored.meta.last_log_id,
+                stored = ?*current,
+                "not storing a snapshot older than the stored one"
+            );
+            return Ok(false);
+        }
         let sig = Some(stored.meta.signature());
         let bytes = bincode::serialize(stored)
             .map_err(|e| StorageIOError::write_snapshot(sig.clone(), &e))?;
@@ -161,7 +187,21 @@ impl StateMachineStore {
         self.db
             .flush()
             .map_err(|e| StorageIOError::write_snapshot(sig, &e))?;
-        Ok(())
+        *current = stored.meta.last_log_id;
+        Ok(true)
+    }
+
+    /// The applied state as a snapshot (not yet stored).
+    fn capture(&self) -> Result<StoredSnapshot, StorageError> {
+        let state = self.replica.lock_read();
+        let data =
+            bincode::serialize(&*state).map_err(|e| StorageIOError::read_state_machine(&e))?;
+        let meta = SnapshotMeta {
+            last_log_id: state.last_applied,
+            last_membership: state.membership.clone(),
+            snapshot_id: format!("{}", state.last_applied.map_or(0, |l| l.index)),
+        };
+        Ok(StoredSnapshot { meta, data })
     }
 }
 
@@ -169,16 +209,9 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
         let this = self.clone();
         let built = tokio::task::spawn_blocking(move || {
-            let state = this.replica.lock_read();
-            let data =
-                bincode::serialize(&*state).map_err(|e| StorageIOError::read_state_machine(&e))?;
-            let meta = SnapshotMeta {
-                last_log_id: state.last_applied,
-                last_membership: state.membership.clone(),
-                snapshot_id: format!("{}", state.last_applied.map_or(0, |l| l.index)),
-            };
-            drop(state);
-            let stored = StoredSnapshot { meta, data };
+            let stored = this.capture()?;
+            // An older build is still handed back: openraft ignores a snapshot older than
+            // the one it has.
             this.store_snapshot(&stored)?;
             Ok::<_, StorageError>(stored)
         })
@@ -306,5 +339,94 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
             meta: stored.meta,
             snapshot: Box::new(Cursor::new(stored.data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload};
+
+    use super::*;
+    use crate::tree::{Acl, CreateMode, Op, TxnBody};
+    use crate::types::Proposal;
+
+    fn open(dir: &std::path::Path) -> (sled::Db, StateMachineStore) {
+        let db = sled::Config::new().path(dir).open().expect("open sled");
+        let sm = StateMachineStore::open(&db).expect("open state machine");
+        (db, sm)
+    }
+
+    /// Creates `/n{i}` at log index `i` for every `i` in `indexes`.
+    async fn create_at(sm: &mut StateMachineStore, indexes: std::ops::RangeInclusive<u64>) {
+        let entries: Vec<Entry> = indexes
+            .map(|i| Entry {
+                log_id: LogId::new(CommittedLeaderId::new(1, 1), i),
+                payload: EntryPayload::Normal(Proposal {
+                    time_ms: 0,
+                    session: 0,
+                    tag: 0,
+                    body: TxnBody::Op(Op::Create {
+                        path: format!("/n{i}"),
+                        data: vec![i as u8],
+                        acl: Acl::open_unsafe(),
+                        mode: CreateMode::Persistent,
+                    }),
+                }),
+            })
+            .collect();
+        sm.apply(entries).await.expect("apply");
+    }
+
+    /// Issue #9, item 5: a build that captured the tree before a newer snapshot was
+    /// installed, and stores after it, must leave the newer one stored; a restart then
+    /// starts from the newer one.
+    #[tokio::test]
+    async fn an_older_build_never_replaces_a_newer_installed_snapshot() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (db, mut sm) = open(dir.path());
+        create_at(&mut sm, 1..=3).await;
+        // The build's capture of the tree at index 3...
+        let old = sm.capture().expect("capture");
+
+        // ...then the leader's snapshot at index 10 is installed...
+        let leader_dir = tempfile::tempdir().expect("temp dir");
+        let (_leader_db, mut leader) = open(leader_dir.path());
+        create_at(&mut leader, 1..=10).await;
+        let newer = leader.capture().expect("capture on the leader");
+        sm.install_snapshot(&newer.meta, Box::new(Cursor::new(newer.data.clone())))
+            .await
+            .expect("install");
+        assert_eq!(sm.replica().applied_index(), 10);
+
+        // ...and only then does the build store what it captured.
+        assert!(!sm.store_snapshot(&old).expect("store the old build"));
+        let current = sm
+            .get_current_snapshot()
+            .await
+            .expect("get snapshot")
+            .expect("a snapshot is stored");
+        assert_eq!(current.meta.last_log_id.map(|l| l.index), Some(10));
+        assert_eq!(sm.replica().applied_index(), 10, "the build regressed the state");
+
+        // A restart starts from the newer snapshot.
+        drop(sm);
+        drop(db);
+        let (_db, sm) = open(dir.path());
+        assert_eq!(sm.replica().applied_index(), 10);
+        assert!(sm.replica().read(|t| t.exists("/n10")));
+    }
+
+    /// A newer build does replace an older stored snapshot.
+    #[tokio::test]
+    async fn a_newer_build_replaces_the_stored_snapshot() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (_db, mut sm) = open(dir.path());
+        create_at(&mut sm, 1..=3).await;
+        let first = sm.build_snapshot().await.expect("build");
+        assert_eq!(first.meta.last_log_id.map(|l| l.index), Some(3));
+        create_at(&mut sm, 4..=5).await;
+        sm.build_snapshot().await.expect("build");
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta.last_log_id.map(|l| l.index), Some(5));
     }
 }
