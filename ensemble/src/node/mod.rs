@@ -27,6 +27,7 @@ use crate::types::{Applied, NodeId, Proposal};
 use crate::{metrics, Error, Result};
 
 mod contact;
+mod election;
 mod inner;
 mod keeper;
 mod peer;
@@ -118,6 +119,8 @@ struct Inner {
     tracker: Mutex<SessionTracker>,
     /// When a leader with a quorum last confirmed it hears this node.
     contact: contact::Contact,
+    /// When a leader's request was last accepted (the election gate reads it).
+    heard: election::LeaderHeard,
     cancel: CancellationToken,
     tasks: TaskTracker,
 }
@@ -198,6 +201,7 @@ pub async fn start(config: NodeConfig) -> Result<Handle> {
         touched: Mutex::default(),
         tracker: Mutex::default(),
         contact: contact::Contact::default(),
+        heard: election::LeaderHeard::default(),
         cancel: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
@@ -219,6 +223,7 @@ pub async fn start(config: NodeConfig) -> Result<Handle> {
             .spawn(keeper::join_as_learner(inner.clone(), join));
     }
     inner.tasks.spawn(keeper::keeper(inner.clone()));
+    inner.tasks.spawn(election::gate(inner.clone()));
     Ok(handle)
 }
 

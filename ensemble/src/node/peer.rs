@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use openraft::raft::AppendEntriesResponse;
+
 use crate::network::message::{PeerRequest, PeerResponse};
 use crate::network::server::PeerService;
 use crate::Error;
@@ -15,11 +17,21 @@ impl PeerService for Inner {
     async fn handle(&self, req: PeerRequest) -> PeerResponse {
         match req {
             PeerRequest::AppendEntries(rpc) => {
-                PeerResponse::AppendEntries(self.raft.append_entries(rpc).await)
+                let resp = self.raft.append_entries(rpc).await;
+                // Anything but HigherVote means the sender's vote is at least ours: a leader.
+                if matches!(&resp, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
+                    self.heard.record();
+                }
+                PeerResponse::AppendEntries(resp)
             }
             PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
             PeerRequest::InstallSnapshot(rpc) => {
-                PeerResponse::InstallSnapshot(self.raft.install_snapshot(rpc).await)
+                let vote = rpc.vote.clone();
+                let resp = self.raft.install_snapshot(rpc).await;
+                if matches!(&resp, Ok(r) if r.vote == vote) {
+                    self.heard.record();
+                }
+                PeerResponse::InstallSnapshot(resp)
             }
             PeerRequest::Propose(p) => {
                 let deadline = Instant::now() + self.config.write_timeout;
