@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+use zookeeper_client::Error as ZkError;
+
 use crate::harness::*;
 
 const ZNODES: usize = 200;
@@ -71,10 +73,7 @@ async fn frozen_follower_catches_up_on_large_entries() {
         .await
         .expect("create /big");
     for i in 0..ZNODES {
-        let path = format!("/big/n{i:03}");
-        c.create(&path, &data(i), &persistent())
-            .await
-            .unwrap_or_else(|e| panic!("create {path}: {e}"));
+        create_retrying(&c, &format!("/big/n{i:03}"), &data(i)).await;
     }
     let target = wait_until(TIMEOUT, "the live nodes to apply every write", || {
         let applied: Option<Vec<u64>> = live
@@ -116,6 +115,20 @@ async fn frozen_follower_catches_up_on_large_entries() {
         node.applied_index().filter(|a| *a >= target)
     });
     check_tree(&node.client_addr(), learner).await;
+}
+
+/// Creates `path`, retrying a few times when no reply comes in time (the client gives up
+/// after 800 ms, which a loaded 2-core machine writing 900 KiB entries can exceed); a retry
+/// that finds the znode means an earlier attempt committed.
+async fn create_retrying(c: &zookeeper_client::Client, path: &str, data: &[u8]) {
+    for attempt in 1..=5 {
+        match c.create(path, data, &persistent()).await {
+            Ok(_) => return,
+            Err(ZkError::NodeExists) if attempt > 1 => return,
+            Err(e) if attempt < 5 => eprintln!("create {path}: {e}; retrying"),
+            Err(e) => panic!("create {path}: {e}"),
+        }
+    }
 }
 
 /// Every znode is listed through `addr`, and a sample of them has the right data.
