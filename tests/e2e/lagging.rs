@@ -89,9 +89,11 @@ async fn frozen_follower_catches_up_on_large_entries() {
     frozen.resume();
     let node = cluster.node(lagger);
     let t = std::time::Instant::now();
-    wait_until(TIMEOUT, &format!("node {lagger} to apply index {target}"), || {
-        node.applied_index().filter(|a| *a >= target)
-    });
+    wait_until(
+        TIMEOUT,
+        &format!("node {lagger} to apply index {target}"),
+        || node.applied_index().filter(|a| *a >= target),
+    );
     println!("node {lagger} caught up in {:?}", t.elapsed());
 
     // The leader was not deposed: same leader, same term, on every voter.
@@ -111,9 +113,11 @@ async fn frozen_follower_catches_up_on_large_entries() {
     // A learner that joins now gets everything.
     let learner = cluster.add_learner();
     let node = cluster.node(learner);
-    wait_until(TIMEOUT, &format!("learner {learner} to apply index {target}"), || {
-        node.applied_index().filter(|a| *a >= target)
-    });
+    wait_until(
+        TIMEOUT,
+        &format!("learner {learner} to apply index {target}"),
+        || node.applied_index().filter(|a| *a >= target),
+    );
     check_tree(&node.client_addr(), learner).await;
 }
 

@@ -108,9 +108,9 @@ impl RaftNetwork<TypeConfig> for RaftPeer {
                 fit,
                 "append_entries over the byte budget; asking openraft to split it"
             );
-            return Err(RPCError::PayloadTooLarge(PayloadTooLarge::new_entries_hint(
-                fit as u64,
-            )));
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fit as u64),
+            ));
         }
         match self
             .call(PeerRequest::AppendEntries(rpc), &option)

@@ -97,6 +97,9 @@ mod tests {
             !may_elect(&heard, Duration::from_secs(10), timeout),
             "resumed from a 10 s pause: closed"
         );
-        assert!(!may_elect(&heard, TICK, timeout), "and it stays closed for a timeout");
+        assert!(
+            !may_elect(&heard, TICK, timeout),
+            "and it stays closed for a timeout"
+        );
     }
 }

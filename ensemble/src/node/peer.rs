@@ -26,7 +26,7 @@ impl PeerService for Inner {
             }
             PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
             PeerRequest::InstallSnapshot(rpc) => {
-                let vote = rpc.vote.clone();
+                let vote = rpc.vote;
                 let resp = self.raft.install_snapshot(rpc).await;
                 if matches!(&resp, Ok(r) if r.vote == vote) {
                     self.heard.record();

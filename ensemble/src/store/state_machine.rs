@@ -420,7 +420,11 @@ mod tests {
             .expect("get snapshot")
             .expect("a snapshot is stored");
         assert_eq!(current.meta.last_log_id.map(|l| l.index), Some(10));
-        assert_eq!(sm.replica().applied_index(), 10, "the build regressed the state");
+        assert_eq!(
+            sm.replica().applied_index(),
+            10,
+            "the build regressed the state"
+        );
 
         // A restart starts from the newer snapshot.
         drop(sm);
