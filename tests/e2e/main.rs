@@ -25,6 +25,7 @@ mod corruption;
 mod crash;
 mod differential;
 mod kazoo_suite;
+mod lagging;
 mod learner;
 mod mount;
 mod partition;

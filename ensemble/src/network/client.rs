@@ -1,15 +1,26 @@
 //! Outbound peer connections: one multiplexed TCP connection per peer address, re-dialled on
 //! demand. Many requests may be in flight on it at once (forwarded writes from 64 clients
 //! must not queue behind each other); responses are matched to requests by envelope id.
+//!
+//! Requests are encoded by their caller, which refuses one larger than a frame may be
+//! ([`CallError::TooLarge`]) instead of letting it break the connection for every call on it.
+//! Encoded requests wait in a queue that the connection's writer drains; a caller that gives
+//! up takes its request out of that queue if it has not been written yet. So a peer that stops
+//! reading (SIGSTOP, a full socket) costs at most the requests whose callers still wait, not
+//! every retry made meanwhile: openraft re-sends a timed-out AppendEntries every heartbeat, and
+//! with an unbounded queue a stopped follower made the leader hold every copy (issue #9,
+//! item 4).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
+use tokio_util::sync::CancellationToken;
 
 use super::codec;
 use super::message::{Envelope, PeerRequest, PeerResponse};
@@ -33,19 +44,38 @@ pub enum CallError {
         /// Why.
         reason: String,
     },
+    /// The request was never sent: encoded, it is larger than a frame may be.
+    #[error("request to peer {addr} not sent: {bytes} bytes is over the frame limit")]
+    TooLarge {
+        /// Peer address.
+        addr: String,
+        /// Its encoded size.
+        bytes: usize,
+    },
 }
 
-type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<PeerResponse>>>>;
-
-/// A live connection: a queue into its writer task and the table of calls awaiting answers.
+/// A live connection: requests waiting to be written, calls awaiting answers, and whether
+/// the socket still works. Shared by the callers, the writer task and the reader task.
 struct Connection {
-    outbox: mpsc::UnboundedSender<Envelope<PeerRequest>>,
-    pending: Pending,
+    /// Encoded requests not yet handed to the socket, by envelope id.
+    unsent: Mutex<VecDeque<(u64, Bytes)>>,
+    /// Wakes the writer when `unsent` gains a request.
+    wake: Notify,
+    /// Calls awaiting their answer, by envelope id.
+    pending: Mutex<HashMap<u64, oneshot::Sender<PeerResponse>>>,
+    /// Cancelled when either half of the socket fails; both tasks then end.
+    closed: CancellationToken,
 }
 
 impl Connection {
     fn is_open(&self) -> bool {
-        !self.outbox.is_closed()
+        !self.closed.is_cancelled()
+    }
+
+    /// Takes back a request whose caller gave up, if it is still queued.
+    fn forget(&self, id: u64) {
+        lock(&self.pending).remove(&id);
+        lock(&self.unsent).retain(|(queued, _)| *queued != id);
     }
 }
 
@@ -74,14 +104,24 @@ impl PeerClient {
         req: PeerRequest,
         timeout: Duration,
     ) -> Result<PeerResponse, CallError> {
-        let conn = self.connection().await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let frame = codec::encode(&Envelope { id, body: req })
+            .map_err(|e| self.unreachable(format!("cannot encode request: {e}")))?;
+        if frame.len() > codec::MAX_FRAME {
+            return Err(CallError::TooLarge {
+                addr: self.addr.clone(),
+                bytes: frame.len(),
+            });
+        }
+        let conn = self.connection().await?;
         let (tx, rx) = oneshot::channel();
         lock(&conn.pending).insert(id, tx);
-        if conn.outbox.send(Envelope { id, body: req }).is_err() {
-            lock(&conn.pending).remove(&id);
+        if !conn.is_open() {
+            conn.forget(id);
             return Err(self.unreachable("connection closed"));
         }
+        lock(&conn.unsent).push_back((id, frame));
+        conn.wake.notify_one();
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(_)) => Err(CallError::NoAnswer {
@@ -89,7 +129,7 @@ impl PeerClient {
                 reason: "connection lost".into(),
             }),
             Err(_) => {
-                lock(&conn.pending).remove(&id);
+                conn.forget(id);
                 Err(CallError::NoAnswer {
                     addr: self.addr.clone(),
                     reason: format!("timed out after {timeout:?}"),
@@ -115,7 +155,7 @@ impl PeerClient {
             .map_err(|_| self.unreachable("connect timed out"))?
             .map_err(|e| self.unreachable(e.to_string()))?;
         let _ = stream.set_nodelay(true);
-        let conn = Arc::new(spawn_connection(stream));
+        let conn = spawn_connection(stream);
         *slot = Some(conn.clone());
         Ok(conn)
     }
@@ -125,44 +165,75 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Starts the writer and reader tasks of a fresh connection. Both end when the socket fails
-/// or the last [`Connection`] handle is dropped; pending calls then see their sender dropped.
-fn spawn_connection(stream: TcpStream) -> Connection {
+/// Starts the writer and reader tasks of a fresh connection. Both end when either half of
+/// the socket fails; calls still waiting then see their sender dropped, and queued requests
+/// are dropped with the connection.
+fn spawn_connection(stream: TcpStream) -> Arc<Connection> {
     let (read_half, write_half) = stream.into_split();
-    let (outbox, mut inbox) = mpsc::unbounded_channel::<Envelope<PeerRequest>>();
-    let pending: Pending = Arc::default();
+    let conn = Arc::new(Connection {
+        unsent: Mutex::default(),
+        wake: Notify::new(),
+        pending: Mutex::default(),
+        closed: CancellationToken::new(),
+    });
 
     let mut frames_out = codec::writer(write_half);
-    let (closed_tx, mut closed_rx) = oneshot::channel::<()>();
+    let writer = conn.clone();
     tokio::spawn(async move {
-        loop {
+        'run: loop {
             tokio::select! {
-                msg = inbox.recv() => {
-                    let Some(msg) = msg else { break };
-                    if codec::send_queued(&mut frames_out, msg, &mut inbox).await.is_err() { break; }
+                _ = writer.wake.notified() => {}
+                _ = writer.closed.cancelled() => break,
+            }
+            // One request at a time off the queue, so that a request whose caller gives up
+            // while the socket is full can still be taken back. Flushed once the queue is
+            // empty: under load many frames share one write syscall.
+            loop {
+                let next = lock(&writer.unsent).pop_front();
+                let Some((_, frame)) = next else { break };
+                let fed = tokio::select! {
+                    fed = frames_out.feed(frame) => fed,
+                    _ = writer.closed.cancelled() => break 'run,
+                };
+                if fed.is_err() {
+                    break 'run;
                 }
-                _ = &mut closed_rx => break,
+            }
+            let flushed = tokio::select! {
+                flushed = SinkExt::<Bytes>::flush(&mut frames_out) => flushed,
+                _ = writer.closed.cancelled() => break,
+            };
+            if flushed.is_err() {
+                break;
             }
         }
+        writer.closed.cancel();
+        lock(&writer.unsent).clear();
+        lock(&writer.pending).clear();
     });
 
     let mut frames_in = codec::reader(read_half);
-    let reader_pending = pending.clone();
+    let reader = conn.clone();
     tokio::spawn(async move {
-        while let Some(Ok(frame)) = frames_in.next().await {
+        loop {
+            let frame = tokio::select! {
+                frame = frames_in.next() => frame,
+                _ = reader.closed.cancelled() => break,
+            };
+            let Some(Ok(frame)) = frame else { break };
             let Ok(msg) = codec::decode::<Envelope<PeerResponse>>(&frame) else {
                 break;
             };
-            if let Some(tx) = lock(&reader_pending).remove(&msg.id) {
+            if let Some(tx) = lock(&reader.pending).remove(&msg.id) {
                 let _ = tx.send(msg.body);
             }
         }
         // Fail every call still waiting and stop the writer.
-        lock(&reader_pending).clear();
-        let _ = closed_tx.send(());
+        reader.closed.cancel();
+        lock(&reader.pending).clear();
     });
 
-    Connection { outbox, pending }
+    conn
 }
 
 /// Clients for every peer address this node talks to, created on first use.

@@ -109,6 +109,9 @@ impl Inner {
             Err(e @ CallError::NoAnswer { .. }) => Err(Error::Unavailable {
                 reason: e.to_string(),
             }),
+            Err(e @ CallError::TooLarge { .. }) => Err(Error::BadArguments {
+                reason: e.to_string(),
+            }),
         }
     }
 

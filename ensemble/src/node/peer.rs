@@ -29,8 +29,9 @@ impl PeerService for Inner {
             }
             PeerRequest::Vote(rpc) => PeerResponse::Vote(self.raft.vote(rpc).await),
             PeerRequest::InstallSnapshot(rpc) => {
+                let vote = rpc.vote;
                 let reply = self.raft.install_snapshot(rpc).await;
-                if reply.is_ok() {
+                if matches!(&reply, Ok(r) if r.vote == vote) {
                     self.heard.record(Instant::now());
                 }
                 PeerResponse::InstallSnapshot(reply)

@@ -161,7 +161,7 @@ impl Apply<'_> {
             keys.extend(
                 self.tree
                     .nodes
-                    .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                    .range::<_, str>((Bound::Included(prefix.as_str()), Bound::Unbounded))
                     .map(|(k, _)| k.clone())
                     .take_while(|k| k.starts_with(prefix.as_str())),
             );
