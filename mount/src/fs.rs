@@ -531,6 +531,13 @@ impl Filesystem for QuorumFs {
             return reply.opened(FileHandle(ECHO_FH), ECHO_OPEN);
         }
         let ino = ino.0;
+        if flags.acc_mode() != OpenAccMode::O_RDONLY {
+            // What is written is committed at close, whose error bash ignores: refuse now
+            // if this node cannot commit (issue #9 item 10).
+            if let Err(e) = self.s.can_commit() {
+                return reply.error(e);
+            }
+        }
         let pending = lock(&self.s.inodes).get(ino).map(|i| i.czxid) == Some(PENDING);
         if !pending {
             return match open_handle(&self.s, ino, flags) {
@@ -590,6 +597,11 @@ impl Filesystem for QuorumFs {
         }
         if mode & S_IFMT != 0 && mode & S_IFMT != S_IFREG {
             return reply.error(Errno::EPERM);
+        }
+        // A new file is committed at close, whose error bash ignores: refuse now if this
+        // node cannot commit (issue #9 item 10).
+        if let Err(e) = self.s.can_commit() {
+            return reply.error(e);
         }
         let (ephemeral, sequential) = match self.parent_modes(parent.0) {
             Ok(m) => m,

@@ -23,6 +23,7 @@ mod differential;
 mod kazoo_suite;
 mod learner;
 mod mount;
+mod mount_safety;
 mod recipes;
 mod snapshot;
 mod zkcli;
