@@ -226,28 +226,43 @@ enum When {
     Always,
 }
 
-/// Commits the open file `fh` if it has unsaved content; returns the zxid to wait for.
+/// Commits the open file `fh` if it has unsaved content; returns the zxid to wait for
+/// (`None`: nothing was due).
+///
+/// One commit per handle at a time. When one is in flight, this waits for it and then
+/// commits whatever is newer than the copy it took (issue #9 item 8: returning at once let
+/// fsync acknowledge writes made after that copy, which nothing then committed). If the
+/// one in flight failed, its content is due again and this commits it.
 async fn commit_handle(s: &Shared, fh: u64, when: When) -> Result<Option<Zxid>, Errno> {
-    let (ino, data, pending, saved) = {
-        let mut files = lock(&s.files);
-        let Some(f) = files.get(fh) else {
-            return Ok(None);
+    let (ino, data, pending, saved) = loop {
+        let in_flight = {
+            let mut files = lock(&s.files);
+            let Some(f) = files.get(fh) else {
+                return Ok(None);
+            };
+            if f.failed {
+                return Err(Errno::from_i32(libc::EFBIG));
+            }
+            if f.committing {
+                // Made under the files lock, so the end of that commit (which takes the
+                // lock to clear `committing`, then notifies) cannot be missed.
+                s.commit_done.notified()
+            } else {
+                let due = match when {
+                    When::Written => f.written,
+                    When::Always => f.dirty || f.pending.is_some(),
+                };
+                if !due {
+                    return Ok(None);
+                }
+                let saved = (f.dirty, f.written);
+                f.dirty = false;
+                f.written = false;
+                f.committing = true;
+                break (f.ino, f.data.clone(), f.pending.clone(), saved);
+            }
         };
-        if f.failed {
-            return Err(Errno::from_i32(libc::EFBIG));
-        }
-        let due = match when {
-            When::Written => f.written,
-            When::Always => f.dirty || f.pending.is_some(),
-        };
-        if !due || f.committing {
-            return Ok(None);
-        }
-        let saved = (f.dirty, f.written);
-        f.dirty = false;
-        f.written = false;
-        f.committing = true;
-        (f.ino, f.data.clone(), f.pending.clone(), saved)
+        in_flight.await;
     };
     let result = commit(s, ino, data, pending).await;
     if let Some(f) = lock(&s.files).get(fh) {
@@ -257,6 +272,7 @@ async fn commit_handle(s: &Shared, fh: u64, when: When) -> Result<Option<Zxid>, 
             f.written |= saved.1;
         }
     }
+    s.commit_done.notify_waiters();
     result.map(Some)
 }
 
@@ -1376,4 +1392,129 @@ async fn chmod(
     s.propose_fs(FsOp::SetMeta { path, meta }, true)
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The commit and lock logic against an in-process single-voter ensemble (no FUSE).
+
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use quorumfs_ensemble::tree::FileMeta;
+    use quorumfs_ensemble::{Handle, NodeConfig};
+
+    use super::*;
+
+    /// A single voter in `dir`, leading, and the mount's shared state over it.
+    async fn shared(dir: &std::path::Path) -> Arc<Shared> {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let mut config = NodeConfig::new(1, dir.to_path_buf(), addr);
+        config.members = BTreeMap::from([(1, addr.to_string())]);
+        let node: Handle = quorumfs_ensemble::start(config).await.expect("start");
+        // Waits for the election (a write waits for a leader).
+        let (session, _) = node.create_session(10_000).await.expect("session");
+        Arc::new(Shared::new(
+            node,
+            tokio::runtime::Handle::current(),
+            session,
+            10_000,
+            PathBuf::from("/nonexistent"),
+            Duration::from_secs(1),
+        ))
+    }
+
+    fn data_of(s: &Shared, path: &str) -> Option<Vec<u8>> {
+        s.node().read(|t| t.get(path).ok().map(|(d, _)| d.to_vec()))
+    }
+
+    /// A committed file `path` with `data`; its inode.
+    async fn file(s: &Shared, path: &str, data: &[u8]) -> u64 {
+        let op = FsOp::Create {
+            path: path.into(),
+            data: data.to_vec(),
+            mode: CreateMode::Persistent,
+            meta: FileMeta::default(),
+        };
+        let Ok((_, FsResult::Created { stat, .. })) = s.propose_fs(op, false).await else {
+            panic!("create {path}");
+        };
+        lock(&s.inodes).get_or_insert(path, stat.czxid, false)
+    }
+
+    /// Issue #9 item 8: an fsync while a commit of the same handle is in flight waits for
+    /// it and then commits what was written after that commit took its copy. (Before the
+    /// fix it returned at once and "ab" was never committed.)
+    #[tokio::test]
+    async fn fsync_waits_for_an_in_flight_commit_then_commits_what_is_newer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = shared(dir.path()).await;
+        let ino = file(&s, "/f", b"old").await;
+        let fh = open_handle(&s, ino, OpenFlags(libc::O_WRONLY)).expect("open");
+        {
+            // A commit of this handle took its copy and is in flight; "ab" came after.
+            let mut files = lock(&s.files);
+            let f = files.get(fh).expect("handle");
+            f.data = b"ab".to_vec();
+            (f.dirty, f.written, f.committing) = (true, true, true);
+        }
+        let fsync = tokio::spawn({
+            let s = s.clone();
+            async move { commit_handle(&s, fh, When::Always).await }
+        });
+        // This runtime has one thread: the fsync runs until it waits.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!fsync.is_finished(), "fsync returned during the commit");
+        // The commit in flight ends, as `commit_handle` ends one.
+        if let Some(f) = lock(&s.files).get(fh) {
+            f.committing = false;
+        }
+        s.commit_done.notify_waiters();
+        let result = fsync.await.expect("join");
+        assert!(matches!(result, Ok(Some(_))), "{result:?}");
+        assert_eq!(data_of(&s, "/f").as_deref(), Some(&b"ab"[..]));
+    }
+
+    /// A new file is only its handle until the commit, which creates it with its content;
+    /// a later commit of the same handle replaces the content.
+    #[tokio::test]
+    async fn a_new_file_appears_with_its_content_at_its_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = shared(dir.path()).await;
+        let ino = lock(&s.inodes).get_or_insert("/new", PENDING, false);
+        let fh = lock(&s.files).insert(OpenFile {
+            ino,
+            writable: true,
+            append: false,
+            data: b"v1".to_vec(),
+            dirty: true,
+            written: true,
+            pending: Some(PendingCreate {
+                path: "/new".into(),
+                mode: CreateMode::Persistent,
+                meta: FileMeta::default(),
+            }),
+            ephemeral: false,
+            created_path: None,
+            committing: false,
+            failed: false,
+        });
+        assert_eq!(data_of(&s, "/new"), None);
+        let zxid = commit_handle(&s, fh, When::Written).await.expect("commit");
+        assert!(zxid.is_some());
+        assert_eq!(data_of(&s, "/new").as_deref(), Some(&b"v1"[..]));
+        assert_ne!(lock(&s.inodes).get(ino).map(|i| i.czxid), Some(PENDING));
+        // Nothing written since: a close commits nothing.
+        assert_eq!(commit_handle(&s, fh, When::Written).await, Ok(None));
+        if let Some(f) = lock(&s.files).get(fh) {
+            f.data = b"v2".to_vec();
+            (f.dirty, f.written) = (true, true);
+        }
+        commit_handle(&s, fh, When::Written).await.expect("commit");
+        assert_eq!(data_of(&s, "/new").as_deref(), Some(&b"v2"[..]));
+    }
 }

@@ -56,6 +56,9 @@ pub struct Shared {
     pub echo: EchoState,
     /// Lock requests waiting for a grant.
     pub locks: LockWaits,
+    /// Notified whenever a commit of an open file ends (see `fs::commit_handle`): a commit
+    /// of the same handle waits for the one in flight.
+    pub commit_done: tokio::sync::Notify,
     notifier: OnceLock<Notifier>,
 }
 
@@ -87,6 +90,7 @@ impl Shared {
             files: Mutex::new(OpenFiles::default()),
             echo: EchoState::default(),
             locks: LockWaits::default(),
+            commit_done: tokio::sync::Notify::new(),
             notifier: OnceLock::new(),
         }
     }
