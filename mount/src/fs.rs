@@ -26,7 +26,7 @@ use crate::attr::{self, S_IFDIR, S_IFMT, S_IFREG};
 use crate::echo::Echo;
 use crate::files::{OpenFile, PendingCreate};
 use crate::inodes::PENDING;
-use crate::locks::{interrupted, LockKey};
+use crate::locks::{interrupted, withdraw, LockKey};
 use crate::shared::{lock, Shared};
 
 /// The file handle echo opens get.
@@ -36,6 +36,10 @@ const ECHO_FH: u64 = 0;
 /// reply without letting SIGKILL interrupt it, and a daemon blocked on its own mount could
 /// then never die.
 const ECHO_OPEN: FopenFlags = FopenFlags::FOPEN_DIRECT_IO.union(FopenFlags::FOPEN_NOFLUSH);
+
+/// How long a lock request that may not wait waits for an earlier request's withdrawal (as
+/// long as a write waits for a quorum).
+const WITHDRAWAL_WAIT: Duration = Duration::from_secs(5);
 
 /// The largest lock end the kernel sends (OFFSET_MAX): a whole-file lock.
 const WHOLE_FILE_END: u64 = i64::MAX as u64;
@@ -317,15 +321,31 @@ fn open_handle(s: &Shared, ino: u64, flags: OpenFlags) -> Result<u64, Errno> {
     }))
 }
 
-/// Releases `key` in the lock table if this host holds or waits for it.
-async fn unlock_if_held(s: &Shared, key: LockKey) {
-    s.locks.unregister(&key);
-    if s.locks.drop_hold(&key) {
-        let (path, owner) = key;
-        if let Err(e) = s.propose_fs(FsOp::Unlock { path, owner }, true).await {
-            warn!("releasing a lock: {e:?}");
+/// Releases what lock owner `owner` holds on `ino`, and stops its wait for a lock on `path`
+/// (the waiting request withdraws itself). A release that cannot be committed now is
+/// withdrawn in the background (issue #9 item 7), so it is never left to the session's end.
+async fn unlock_if_held(s: &Arc<Shared>, ino: u64, path: Option<String>, owner: u64) {
+    if let Some(path) = path {
+        s.locks.unregister(&(path, owner));
+    }
+    if let Some(path) = s.locks.drop_hold(ino, owner) {
+        let op = FsOp::Unlock {
+            path: path.clone(),
+            owner,
+        };
+        if let Err(e) = s.propose_fs(op, true).await {
+            warn!("releasing a lock failed ({e:?}); withdrawing it in the background");
+            withdraw(s, (path, owner));
         }
     }
+}
+
+/// Whether `path` is locked or waited for by anyone, as far as the local replica knows.
+fn is_locked(s: &Shared, path: &str) -> bool {
+    s.node().read(|t| {
+        t.lock_state(path)
+            .is_some_and(|l| !l.holds.is_empty() || !l.waiters.is_empty())
+    })
 }
 
 impl Filesystem for QuorumFs {
@@ -517,6 +537,11 @@ impl Filesystem for QuorumFs {
             || flags.contains(RenameFlags::RENAME_WHITEOUT)
         {
             return reply.error(Errno::EINVAL);
+        }
+        if is_locked(&self.s, &from) {
+            // Locks are named by path: a locked file that moved would leave its lock at the
+            // old name (issue #9 item 7). A lock on the target name stays with the name.
+            return reply.error(Errno::EBUSY);
         }
         // RENAME_NOREPLACE (`mv -n`) is decided in the log, so two hosts cannot both win.
         let replace = !flags.contains(RenameFlags::RENAME_NOREPLACE);
@@ -787,10 +812,9 @@ impl Filesystem for QuorumFs {
         if fh.0 == ECHO_FH {
             return reply.ok();
         }
-        let path = self.s.path_of(ino.0).ok();
-        let locked = path
-            .as_ref()
-            .is_some_and(|p| self.s.locks.involves(&(p.clone(), lock_owner.0)));
+        let ino = ino.0;
+        let path = self.s.path_of(ino).ok();
+        let locked = self.s.locks.involves(ino, path.as_deref(), lock_owner.0);
         if !locked && lock(&self.s.files).idle(fh.0, false) {
             // Most closes: nothing to commit, no lock to drop.
             return reply.ok();
@@ -798,8 +822,8 @@ impl Filesystem for QuorumFs {
         let s = self.s.clone();
         self.s.spawn(async move {
             // close() drops the closing process's POSIX locks on the file.
-            if let Some(path) = path {
-                unlock_if_held(&s, (path, lock_owner.0)).await;
+            if locked {
+                unlock_if_held(&s, ino, path, lock_owner.0).await;
             }
             match commit_handle(&s, fh.0, When::Written).await {
                 Ok(Some(zxid)) => {
@@ -826,11 +850,10 @@ impl Filesystem for QuorumFs {
         if fh.0 == ECHO_FH {
             return;
         }
-        let path = self.s.path_of(ino.0).ok();
-        let locked = match (&path, lock_owner) {
-            (Some(p), Some(owner)) => self.s.locks.involves(&(p.clone(), owner.0)),
-            _ => false,
-        };
+        let ino = ino.0;
+        let path = self.s.path_of(ino).ok();
+        let locked =
+            lock_owner.is_some_and(|owner| self.s.locks.involves(ino, path.as_deref(), owner.0));
         {
             let mut files = lock(&self.s.files);
             if !locked && files.idle(fh.0, true) {
@@ -841,8 +864,8 @@ impl Filesystem for QuorumFs {
         let s = self.s.clone();
         self.s.spawn(async move {
             // The last close of a descriptor drops its flock locks.
-            if let (Some(path), Some(owner)) = (path, lock_owner) {
-                unlock_if_held(&s, (path, owner.0)).await;
+            if let (true, Some(owner)) = (locked, lock_owner) {
+                unlock_if_held(&s, ino, path, owner.0).await;
             }
             // Whatever is unsaved (a truncation, an untouched new file) is committed now;
             // the handle stays registered until then, so an open of a new file waits.
@@ -1133,9 +1156,10 @@ impl Filesystem for QuorumFs {
         };
         let key: LockKey = (path.clone(), lock_owner.0);
         let s = self.s.clone();
+        let ino = ino.0;
         if typ == libc::F_UNLCK {
             return self.s.spawn(async move {
-                unlock_if_held(&s, key).await;
+                unlock_if_held(&s, ino, Some(path), lock_owner.0).await;
                 reply.ok();
             });
         }
@@ -1146,6 +1170,16 @@ impl Filesystem for QuorumFs {
         let exclusive = typ == libc::F_WRLCK;
         let tid = req.pid();
         self.s.spawn(async move {
+            // A withdrawal of an earlier request of this owner ends first: it must not
+            // release what this one gets. Without a quorum it may take long: a waiting
+            // request waits (until a signal), one that may not wait fails as a write would.
+            tokio::select! {
+                () = s.locks.withdrawn(&key) => {}
+                () = interrupted(tid) => return reply.error(Errno::EINTR),
+                () = tokio::time::sleep(WITHDRAWAL_WAIT), if !sleep => {
+                    return reply.error(Errno::EIO);
+                }
+            }
             let grant = sleep.then(|| s.locks.register(key.clone()));
             let op = FsOp::Lock {
                 path,
@@ -1160,18 +1194,22 @@ impl Filesystem for QuorumFs {
                 }
                 Ok((_, FsResult::Queued)) => {
                     let Some(grant) = grant else {
+                        withdraw(&s, key);
                         return reply.error(Errno::EIO);
                     };
                     tokio::select! {
                         granted = grant => match granted {
                             Ok(zxid) => zxid,
-                            Err(_) => return reply.error(Errno::EIO),
+                            // The wait was ended (a close or unlock by this owner meanwhile).
+                            Err(_) => {
+                                withdraw(&s, key);
+                                return reply.error(Errno::EIO);
+                            }
                         },
                         () = interrupted(tid) => {
                             // Withdraw the request (or release a grant that raced in).
                             s.locks.unregister(&key);
-                            let (path, owner) = key;
-                            let _ = s.propose_fs(FsOp::Unlock { path, owner }, true).await;
+                            withdraw(&s, key);
                             return reply.error(Errno::EINTR);
                         }
                     }
@@ -1181,11 +1219,17 @@ impl Filesystem for QuorumFs {
                     return reply.error(Errno::EAGAIN);
                 }
                 Err(e) => {
+                    // The outcome may be unknown (a timeout, a lost leader): the request
+                    // may be committed later, granted to nobody. Withdraw it (issue #9
+                    // item 7); a conversion's earlier hold goes with it, as flock(2)
+                    // allows for a failed conversion.
                     s.locks.unregister(&key);
+                    s.locks.drop_hold(ino, lock_owner.0);
+                    withdraw(&s, key);
                     return reply.error(e);
                 }
             };
-            s.locks.hold(key);
+            s.locks.hold(ino, key);
             // Everything committed before the grant is visible here before it returns.
             s.wait_echoed(zxid).await;
             reply.ok();
@@ -1401,7 +1445,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::PathBuf;
 
-    use quorumfs_ensemble::tree::FileMeta;
+    use quorumfs_ensemble::tree::{FileMeta, TxnBody};
     use quorumfs_ensemble::{Handle, NodeConfig};
 
     use super::*;
@@ -1516,5 +1560,41 @@ mod tests {
         }
         commit_handle(&s, fh, When::Written).await.expect("commit");
         assert_eq!(data_of(&s, "/new").as_deref(), Some(&b"v2"[..]));
+    }
+
+    /// Issue #9 item 7: a lock request committed although its proposer gave up on it (the
+    /// outcome was unknown) is withdrawn, and the next in line gets the lock.
+    #[tokio::test]
+    async fn a_withdrawal_frees_a_lock_nobody_here_holds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = shared(dir.path()).await;
+        file(&s, "/l", b"").await;
+        let lock_op = |owner, wait| {
+            TxnBody::Fs(FsOp::Lock {
+                path: "/l".into(),
+                owner,
+                exclusive: true,
+                wait,
+            })
+        };
+        s.node()
+            .propose(s.session(), lock_op(7, false))
+            .await
+            .expect("granted to owner 7, which is not told");
+        let (other, _) = s.node().create_session(10_000).await.expect("session");
+        s.node()
+            .propose(other, lock_op(1, true))
+            .await
+            .expect("queued");
+        let key: LockKey = ("/l".into(), 7);
+        withdraw(&s, key.clone());
+        tokio::time::timeout(Duration::from_secs(30), s.locks.withdrawn(&key))
+            .await
+            .expect("the withdrawal ends");
+        let holders = s.node().read(|t| {
+            t.lock_state("/l")
+                .map(|l| l.holds.iter().map(|h| h.holder).collect::<Vec<_>>())
+        });
+        assert_eq!(holders, Some(vec![(other, 1)]));
     }
 }

@@ -1,8 +1,11 @@
-//! The mount's safety without a quorum (issue #9 item 10), with real bash on
+//! The mount's safety without a quorum (issue #9 items 7 and 10), with real bash and flock on
 //! real mounts of three voters, two of which are killed with kill -9 and restarted:
 //! - shell writes fail where bash looks (the open) and store nothing, and the
 //!   write-temp-then-`mv` idiom sees the failure even when the quorum goes between its open
-//!   and its close.
+//!   and its close;
+//! - a lock released while there is no quorum (kill of the holder), and a lock request whose
+//!   outcome is unknown, are withdrawn once the quorum is back, so other hosts get the lock
+//!   while the first host's session lives on; a locked file cannot be renamed.
 //!
 //! These are safety checks: `.config/nextest.toml` runs them without retries.
 
@@ -132,4 +135,76 @@ fn mount_safety_shell_writes_fail_without_a_quorum() {
         );
         assert!(out.contains("No such file"), "node {}: {out}", node.id());
     }
+}
+
+/// Issue #9 item 7: a flock released while there is no quorum (its holder killed), and a
+/// `flock -n` whose Lock request's outcome is unknown, leave no lock behind once the quorum
+/// is back, although the host's session lives on; a locked file cannot be renamed.
+#[test]
+fn mount_safety_locks_are_not_leaked_without_a_quorum() {
+    if !can_mount_with("mount_safety_locks_are_not_leaked_without_a_quorum", &["flock"]) {
+        return;
+    }
+    let mut cluster = Cluster::start_mounted(3, 0, SESSION_TIMEOUT_MS);
+    // The mount on the leader: its Lock request is appended to its own log, where it may be
+    // committed once the followers come back (the unknown outcome).
+    let a = cluster.wait_leader(TIMEOUT);
+    let b = cluster.voter_ids().into_iter().find(|&id| id != a).expect("b");
+    let dir = cluster.node(a).dir().to_path_buf();
+    let ma = cluster.node(a).mountpoint();
+    let mb = cluster.node(b).mountpoint();
+    sh_ok(&format!(": > {0}/l1; : > {0}/l2", ma.display()));
+
+    let held = dir.join("held");
+    let mut holder = spawn_sh(
+        &dir,
+        "holder",
+        &format!(
+            "exec flock {}/l1 sh -c 'touch {}; exec sleep 1000'",
+            ma.display(),
+            held.display()
+        ),
+    );
+    wait_until(TIMEOUT, "l1 held", || held.exists().then_some(()));
+    let on_b = |lock: &str| sh(&format!("flock -n {}/{lock} true", mb.display()));
+    wait_until(TIMEOUT, "l1 held as seen from b", || {
+        (!on_b("l1").status.success()).then_some(())
+    });
+    // Locks are named by path: a locked file keeps its name.
+    for m in [&ma, &mb] {
+        let out = sh(&format!("mv {0}/l1 {0}/l1-moved", m.display()));
+        assert!(!out.status.success(), "renamed a locked file");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("busy"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    lose_quorum(&mut cluster, a);
+    let failures = || {
+        std::fs::read_to_string(cluster.node(a).log_path())
+            .unwrap_or_default()
+            .matches("mount write failed")
+            .count()
+    };
+    let before = failures();
+    // The holder dies: its release cannot be committed now.
+    holder.kill();
+    // A lock request that cannot be committed now: EIO, outcome unknown.
+    let out = sh(&format!("flock -n {}/l2 true", ma.display()));
+    assert!(!out.status.success(), "flock -n without a quorum succeeded");
+    // Both the release and the request have failed before the quorum comes back.
+    wait_until(TIMEOUT, "the release and the request failed", || {
+        (failures() >= before + 2).then_some(())
+    });
+
+    restore_quorum(&mut cluster);
+    // The host's session lives on (its mount runs), so only a withdrawal frees the locks.
+    for lock in ["l1", "l2"] {
+        wait_until(TIMEOUT, &format!("{lock} free for b"), || {
+            on_b(lock).status.success().then_some(())
+        });
+    }
+    assert!(cluster.node_mut(a).is_running());
 }
