@@ -156,7 +156,10 @@ pub fn start(shared: &Arc<Shared>) -> std::io::Result<()> {
                             owner,
                             ..
                         } if *session == mine => {
-                            shared.locks.granted(&(path.clone(), *owner), *zxid);
+                            let key = (path.clone(), *owner);
+                            if !shared.locks.granted(&key, *zxid) {
+                                crate::locks::stray_grant(&shared, key);
+                            }
                         }
                         Change::Created { path } => {
                             if let Some((meta, stat)) = tree.file_meta(path) {

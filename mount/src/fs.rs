@@ -26,7 +26,7 @@ use crate::attr::{self, S_IFDIR, S_IFMT, S_IFREG};
 use crate::echo::Echo;
 use crate::files::{OpenFile, PendingCreate};
 use crate::inodes::PENDING;
-use crate::locks::{interrupted, LockKey};
+use crate::locks::{interrupted, withdraw, LockKey};
 use crate::shared::{lock, Shared};
 
 /// The file handle echo opens get.
@@ -36,6 +36,10 @@ const ECHO_FH: u64 = 0;
 /// reply without letting SIGKILL interrupt it, and a daemon blocked on its own mount could
 /// then never die.
 const ECHO_OPEN: FopenFlags = FopenFlags::FOPEN_DIRECT_IO.union(FopenFlags::FOPEN_NOFLUSH);
+
+/// How long a lock request that may not wait waits for an earlier request's withdrawal (as
+/// long as a write waits for a quorum).
+const WITHDRAWAL_WAIT: Duration = Duration::from_secs(5);
 
 /// The largest lock end the kernel sends (OFFSET_MAX): a whole-file lock.
 const WHOLE_FILE_END: u64 = i64::MAX as u64;
@@ -49,6 +53,129 @@ impl QuorumFs {
     /// The filesystem over `shared`.
     pub fn new(shared: Arc<Shared>) -> Self {
         QuorumFs { s: shared }
+    }
+
+    /// `open` once this node is known able to commit (or the open only reads).
+    fn open_checked(&self, ino: u64, flags: OpenFlags, reply: ReplyOpen) {
+        let pending = lock(&self.s.inodes).get(ino).map(|i| i.czxid) == Some(PENDING);
+        if !pending {
+            return match open_handle(&self.s, ino, flags) {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
+                Err(e) => reply.error(e),
+            };
+        }
+        // A new file another descriptor has not committed yet (`touch f; echo x > f`):
+        // commit it first, then open what it became.
+        let s = self.s.clone();
+        self.s.spawn(async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while lock(&s.inodes).get(ino).map(|i| i.czxid) == Some(PENDING) {
+                let handle = lock(&s.files).pending_handle(ino);
+                if let Some(fh) = handle {
+                    if let Err(e) = commit_handle(&s, fh, When::Always).await {
+                        return reply.error(e);
+                    }
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return reply.error(Errno::ENOENT);
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            match open_handle(&s, ino, flags) {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
+                Err(e) => reply.error(e),
+            }
+        });
+    }
+
+    /// `create` once this node is known able to commit.
+    fn create_checked(
+        &self,
+        parent: u64,
+        path: String,
+        meta: FileMeta,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let (ephemeral, sequential) = match self.parent_modes(parent) {
+            Ok(m) => m,
+            Err(e) => return reply.error(e),
+        };
+        let cmode = create_mode(ephemeral, sequential);
+        let ttl = self.entry_ttl(sequential);
+        if !ephemeral {
+            if !sequential && self.s.znode(&path).is_some() && flags & libc::O_EXCL != 0 {
+                return reply.error(Errno::EEXIST);
+            }
+            // A new persistent file appears everywhere with its content, at its first
+            // commit (close or fsync); until then it exists only in this handle.
+            let ino = lock(&self.s.inodes).get_or_insert(&path, PENDING, false);
+            let fh = lock(&self.s.files).insert(OpenFile {
+                ino,
+                writable: true,
+                append: flags & libc::O_APPEND != 0,
+                data: Vec::new(),
+                dirty: false,
+                written: false,
+                pending: Some(PendingCreate {
+                    path,
+                    mode: cmode,
+                    meta,
+                }),
+                ephemeral: false,
+                created_path: None,
+                committing: false,
+                failed: false,
+            });
+            let a = lock(&self.s.files)
+                .pending_attr(ino)
+                .unwrap_or_else(|| attr::file_attr(ino, &meta, &Default::default()));
+            return reply.created(
+                &ttl,
+                &a,
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::FOPEN_DIRECT_IO,
+            );
+        }
+        // An ephemeral file exists from its open: `set -C; exec 3> f` is an election.
+        let s = self.s.clone();
+        self.s.spawn(async move {
+            let op = FsOp::Create {
+                path,
+                data: Vec::new(),
+                mode: cmode,
+                meta,
+            };
+            match s.propose_fs(op, !sequential).await {
+                Ok((_, FsResult::Created { path, stat })) => {
+                    let ino = lock(&s.inodes).get_or_insert(&path, stat.czxid, false);
+                    let fh = lock(&s.files).insert(OpenFile {
+                        ino,
+                        writable: true,
+                        append: flags & libc::O_APPEND != 0,
+                        data: Vec::new(),
+                        dirty: false,
+                        written: false,
+                        pending: None,
+                        ephemeral: true,
+                        created_path: Some(path),
+                        committing: false,
+                        failed: false,
+                    });
+                    let a = attr::file_attr(ino, &meta, &stat);
+                    reply.created(
+                        &ttl,
+                        &a,
+                        Generation(0),
+                        FileHandle(fh),
+                        FopenFlags::FOPEN_DIRECT_IO,
+                    );
+                }
+                Ok(_) => reply.error(Errno::EIO),
+                Err(e) => reply.error(e),
+            }
+        });
     }
 
     fn ttl(&self) -> Duration {
@@ -226,28 +353,43 @@ enum When {
     Always,
 }
 
-/// Commits the open file `fh` if it has unsaved content; returns the zxid to wait for.
+/// Commits the open file `fh` if it has unsaved content; returns the zxid to wait for
+/// (`None`: nothing was due).
+///
+/// One commit per handle at a time. When one is in flight, this waits for it and then
+/// commits whatever is newer than the copy it took (issue #9 item 8: returning at once let
+/// fsync acknowledge writes made after that copy, which nothing then committed). If the
+/// one in flight failed, its content is due again and this commits it.
 async fn commit_handle(s: &Shared, fh: u64, when: When) -> Result<Option<Zxid>, Errno> {
-    let (ino, data, pending, saved) = {
-        let mut files = lock(&s.files);
-        let Some(f) = files.get(fh) else {
-            return Ok(None);
+    let (ino, data, pending, saved) = loop {
+        let in_flight = {
+            let mut files = lock(&s.files);
+            let Some(f) = files.get(fh) else {
+                return Ok(None);
+            };
+            if f.failed {
+                return Err(Errno::from_i32(libc::EFBIG));
+            }
+            if f.committing {
+                // Made under the files lock, so the end of that commit (which takes the
+                // lock to clear `committing`, then notifies) cannot be missed.
+                s.commit_done.notified()
+            } else {
+                let due = match when {
+                    When::Written => f.written,
+                    When::Always => f.dirty || f.pending.is_some(),
+                };
+                if !due {
+                    return Ok(None);
+                }
+                let saved = (f.dirty, f.written);
+                f.dirty = false;
+                f.written = false;
+                f.committing = true;
+                break (f.ino, f.data.clone(), f.pending.clone(), saved);
+            }
         };
-        if f.failed {
-            return Err(Errno::from_i32(libc::EFBIG));
-        }
-        let due = match when {
-            When::Written => f.written,
-            When::Always => f.dirty || f.pending.is_some(),
-        };
-        if !due || f.committing {
-            return Ok(None);
-        }
-        let saved = (f.dirty, f.written);
-        f.dirty = false;
-        f.written = false;
-        f.committing = true;
-        (f.ino, f.data.clone(), f.pending.clone(), saved)
+        in_flight.await;
     };
     let result = commit(s, ino, data, pending).await;
     if let Some(f) = lock(&s.files).get(fh) {
@@ -257,6 +399,7 @@ async fn commit_handle(s: &Shared, fh: u64, when: When) -> Result<Option<Zxid>, 
             f.written |= saved.1;
         }
     }
+    s.commit_done.notify_waiters();
     result.map(Some)
 }
 
@@ -301,15 +444,31 @@ fn open_handle(s: &Shared, ino: u64, flags: OpenFlags) -> Result<u64, Errno> {
     }))
 }
 
-/// Releases `key` in the lock table if this host holds or waits for it.
-async fn unlock_if_held(s: &Shared, key: LockKey) {
-    s.locks.unregister(&key);
-    if s.locks.drop_hold(&key) {
-        let (path, owner) = key;
-        if let Err(e) = s.propose_fs(FsOp::Unlock { path, owner }, true).await {
-            warn!("releasing a lock: {e:?}");
+/// Releases what lock owner `owner` holds on `ino`, and stops its wait for a lock on `path`
+/// (the waiting request withdraws itself). A release that cannot be committed now is
+/// withdrawn in the background (issue #9 item 7), so it is never left to the session's end.
+async fn unlock_if_held(s: &Arc<Shared>, ino: u64, path: Option<String>, owner: u64) {
+    if let Some(path) = path {
+        s.locks.unregister(&(path, owner));
+    }
+    if let Some(path) = s.locks.drop_hold(ino, owner) {
+        let op = FsOp::Unlock {
+            path: path.clone(),
+            owner,
+        };
+        if let Err(e) = s.propose_fs(op, true).await {
+            warn!("releasing a lock failed ({e:?}); withdrawing it in the background");
+            withdraw(s, (path, owner));
         }
     }
+}
+
+/// Whether `path` is locked or waited for by anyone, as far as the local replica knows.
+fn is_locked(s: &Shared, path: &str) -> bool {
+    s.node().read(|t| {
+        t.lock_state(path)
+            .is_some_and(|l| !l.holds.is_empty() || !l.waiters.is_empty())
+    })
 }
 
 impl Filesystem for QuorumFs {
@@ -502,6 +661,11 @@ impl Filesystem for QuorumFs {
         {
             return reply.error(Errno::EINVAL);
         }
+        if is_locked(&self.s, &from) {
+            // Locks are named by path: a locked file that moved would leave its lock at the
+            // old name (issue #9 item 7). A lock on the target name stays with the name.
+            return reply.error(Errno::EBUSY);
+        }
         // RENAME_NOREPLACE (`mv -n`) is decided in the log, so two hosts cannot both win.
         let replace = !flags.contains(RenameFlags::RENAME_NOREPLACE);
         let s = self.s.clone();
@@ -531,35 +695,19 @@ impl Filesystem for QuorumFs {
             return reply.opened(FileHandle(ECHO_FH), ECHO_OPEN);
         }
         let ino = ino.0;
-        let pending = lock(&self.s.inodes).get(ino).map(|i| i.czxid) == Some(PENDING);
-        if !pending {
-            return match open_handle(&self.s, ino, flags) {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
-                Err(e) => reply.error(e),
-            };
+        if flags.acc_mode() != OpenAccMode::O_RDONLY && self.s.can_commit().is_err() {
+            // What is written is committed at close, whose error bash ignores: refuse at
+            // open if this node cannot commit (issue #9 item 10), after waiting out a
+            // failover on a task (never on the FUSE thread).
+            let fs = QuorumFs { s: self.s.clone() };
+            return self.s.spawn(async move {
+                match fs.s.await_commit().await {
+                    Ok(()) => fs.open_checked(ino, flags, reply),
+                    Err(e) => reply.error(e),
+                }
+            });
         }
-        // A new file another descriptor has not committed yet (`touch f; echo x > f`):
-        // commit it first, then open what it became.
-        let s = self.s.clone();
-        self.s.spawn(async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            while lock(&s.inodes).get(ino).map(|i| i.czxid) == Some(PENDING) {
-                let handle = lock(&s.files).pending_handle(ino);
-                if let Some(fh) = handle {
-                    if let Err(e) = commit_handle(&s, fh, When::Always).await {
-                        return reply.error(e);
-                    }
-                }
-                if tokio::time::Instant::now() > deadline {
-                    return reply.error(Errno::ENOENT);
-                }
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            match open_handle(&s, ino, flags) {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO),
-                Err(e) => reply.error(e),
-            }
-        });
+        self.open_checked(ino, flags, reply)
     }
 
     fn create(
@@ -591,86 +739,20 @@ impl Filesystem for QuorumFs {
         if mode & S_IFMT != 0 && mode & S_IFMT != S_IFREG {
             return reply.error(Errno::EPERM);
         }
-        let (ephemeral, sequential) = match self.parent_modes(parent.0) {
-            Ok(m) => m,
-            Err(e) => return reply.error(e),
-        };
         let meta = new_meta(req, S_IFREG, mode, umask);
-        let cmode = create_mode(ephemeral, sequential);
-        let ttl = self.entry_ttl(sequential);
-        if !ephemeral {
-            if !sequential && self.s.znode(&path).is_some() && flags & libc::O_EXCL != 0 {
-                return reply.error(Errno::EEXIST);
-            }
-            // A new persistent file appears everywhere with its content, at its first
-            // commit (close or fsync); until then it exists only in this handle.
-            let ino = lock(&self.s.inodes).get_or_insert(&path, PENDING, false);
-            let fh = lock(&self.s.files).insert(OpenFile {
-                ino,
-                writable: true,
-                append: flags & libc::O_APPEND != 0,
-                data: Vec::new(),
-                dirty: false,
-                written: false,
-                pending: Some(PendingCreate {
-                    path,
-                    mode: cmode,
-                    meta,
-                }),
-                ephemeral: false,
-                created_path: None,
-                committing: false,
-                failed: false,
-            });
-            let a = lock(&self.s.files)
-                .pending_attr(ino)
-                .unwrap_or_else(|| attr::file_attr(ino, &meta, &Default::default()));
-            return reply.created(
-                &ttl,
-                &a,
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::FOPEN_DIRECT_IO,
-            );
-        }
-        // An ephemeral file exists from its open: `set -C; exec 3> f` is an election.
-        let s = self.s.clone();
-        self.s.spawn(async move {
-            let op = FsOp::Create {
-                path,
-                data: Vec::new(),
-                mode: cmode,
-                meta,
-            };
-            match s.propose_fs(op, !sequential).await {
-                Ok((_, FsResult::Created { path, stat })) => {
-                    let ino = lock(&s.inodes).get_or_insert(&path, stat.czxid, false);
-                    let fh = lock(&s.files).insert(OpenFile {
-                        ino,
-                        writable: true,
-                        append: flags & libc::O_APPEND != 0,
-                        data: Vec::new(),
-                        dirty: false,
-                        written: false,
-                        pending: None,
-                        ephemeral: true,
-                        created_path: Some(path),
-                        committing: false,
-                        failed: false,
-                    });
-                    let a = attr::file_attr(ino, &meta, &stat);
-                    reply.created(
-                        &ttl,
-                        &a,
-                        Generation(0),
-                        FileHandle(fh),
-                        FopenFlags::FOPEN_DIRECT_IO,
-                    );
+        let parent = parent.0;
+        if self.s.can_commit().is_err() {
+            // A new file is committed at close, whose error bash ignores: refuse now if this
+            // node cannot commit (issue #9 item 10), after waiting out a failover on a task.
+            let fs = QuorumFs { s: self.s.clone() };
+            return self.s.spawn(async move {
+                match fs.s.await_commit().await {
+                    Ok(()) => fs.create_checked(parent, path, meta, flags, reply),
+                    Err(e) => reply.error(e),
                 }
-                Ok(_) => reply.error(Errno::EIO),
-                Err(e) => reply.error(e),
-            }
-        });
+            });
+        }
+        self.create_checked(parent, path, meta, flags, reply)
     }
 
     fn read(
@@ -759,10 +841,9 @@ impl Filesystem for QuorumFs {
         if fh.0 == ECHO_FH {
             return reply.ok();
         }
-        let path = self.s.path_of(ino.0).ok();
-        let locked = path
-            .as_ref()
-            .is_some_and(|p| self.s.locks.involves(&(p.clone(), lock_owner.0)));
+        let ino = ino.0;
+        let path = self.s.path_of(ino).ok();
+        let locked = self.s.locks.involves(ino, path.as_deref(), lock_owner.0);
         if !locked && lock(&self.s.files).idle(fh.0, false) {
             // Most closes: nothing to commit, no lock to drop.
             return reply.ok();
@@ -770,8 +851,8 @@ impl Filesystem for QuorumFs {
         let s = self.s.clone();
         self.s.spawn(async move {
             // close() drops the closing process's POSIX locks on the file.
-            if let Some(path) = path {
-                unlock_if_held(&s, (path, lock_owner.0)).await;
+            if locked {
+                unlock_if_held(&s, ino, path, lock_owner.0).await;
             }
             match commit_handle(&s, fh.0, When::Written).await {
                 Ok(Some(zxid)) => {
@@ -798,11 +879,10 @@ impl Filesystem for QuorumFs {
         if fh.0 == ECHO_FH {
             return;
         }
-        let path = self.s.path_of(ino.0).ok();
-        let locked = match (&path, lock_owner) {
-            (Some(p), Some(owner)) => self.s.locks.involves(&(p.clone(), owner.0)),
-            _ => false,
-        };
+        let ino = ino.0;
+        let path = self.s.path_of(ino).ok();
+        let locked =
+            lock_owner.is_some_and(|owner| self.s.locks.involves(ino, path.as_deref(), owner.0));
         {
             let mut files = lock(&self.s.files);
             if !locked && files.idle(fh.0, true) {
@@ -813,8 +893,8 @@ impl Filesystem for QuorumFs {
         let s = self.s.clone();
         self.s.spawn(async move {
             // The last close of a descriptor drops its flock locks.
-            if let (Some(path), Some(owner)) = (path, lock_owner) {
-                unlock_if_held(&s, (path, owner.0)).await;
+            if let (true, Some(owner)) = (locked, lock_owner) {
+                unlock_if_held(&s, ino, path, owner.0).await;
             }
             // Whatever is unsaved (a truncation, an untouched new file) is committed now;
             // the handle stays registered until then, so an open of a new file waits.
@@ -1105,9 +1185,10 @@ impl Filesystem for QuorumFs {
         };
         let key: LockKey = (path.clone(), lock_owner.0);
         let s = self.s.clone();
+        let ino = ino.0;
         if typ == libc::F_UNLCK {
             return self.s.spawn(async move {
-                unlock_if_held(&s, key).await;
+                unlock_if_held(&s, ino, Some(path), lock_owner.0).await;
                 reply.ok();
             });
         }
@@ -1118,6 +1199,16 @@ impl Filesystem for QuorumFs {
         let exclusive = typ == libc::F_WRLCK;
         let tid = req.pid();
         self.s.spawn(async move {
+            // A withdrawal of an earlier request of this owner ends first: it must not
+            // release what this one gets. Without a quorum it may take long: a waiting
+            // request waits (until a signal), one that may not wait fails as a write would.
+            tokio::select! {
+                () = s.locks.withdrawn(&key) => {}
+                () = interrupted(tid) => return reply.error(Errno::EINTR),
+                () = tokio::time::sleep(WITHDRAWAL_WAIT), if !sleep => {
+                    return reply.error(Errno::EIO);
+                }
+            }
             let grant = sleep.then(|| s.locks.register(key.clone()));
             let op = FsOp::Lock {
                 path,
@@ -1132,18 +1223,22 @@ impl Filesystem for QuorumFs {
                 }
                 Ok((_, FsResult::Queued)) => {
                     let Some(grant) = grant else {
+                        withdraw(&s, key);
                         return reply.error(Errno::EIO);
                     };
                     tokio::select! {
                         granted = grant => match granted {
                             Ok(zxid) => zxid,
-                            Err(_) => return reply.error(Errno::EIO),
+                            // The wait was ended (a close or unlock by this owner meanwhile).
+                            Err(_) => {
+                                withdraw(&s, key);
+                                return reply.error(Errno::EIO);
+                            }
                         },
                         () = interrupted(tid) => {
                             // Withdraw the request (or release a grant that raced in).
                             s.locks.unregister(&key);
-                            let (path, owner) = key;
-                            let _ = s.propose_fs(FsOp::Unlock { path, owner }, true).await;
+                            withdraw(&s, key);
                             return reply.error(Errno::EINTR);
                         }
                     }
@@ -1153,11 +1248,17 @@ impl Filesystem for QuorumFs {
                     return reply.error(Errno::EAGAIN);
                 }
                 Err(e) => {
+                    // The outcome may be unknown (a timeout, a lost leader): the request
+                    // may be committed later, granted to nobody. Withdraw it (issue #9
+                    // item 7); a conversion's earlier hold goes with it, as flock(2)
+                    // allows for a failed conversion.
                     s.locks.unregister(&key);
+                    s.locks.drop_hold(ino, lock_owner.0);
+                    withdraw(&s, key);
                     return reply.error(e);
                 }
             };
-            s.locks.hold(key);
+            s.locks.hold(ino, key);
             // Everything committed before the grant is visible here before it returns.
             s.wait_echoed(zxid).await;
             reply.ok();
@@ -1364,4 +1465,165 @@ async fn chmod(
     s.propose_fs(FsOp::SetMeta { path, meta }, true)
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The commit and lock logic against an in-process single-voter ensemble (no FUSE).
+
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use quorumfs_ensemble::tree::{FileMeta, TxnBody};
+    use quorumfs_ensemble::{Handle, NodeConfig};
+
+    use super::*;
+
+    /// A single voter in `dir`, leading, and the mount's shared state over it.
+    async fn shared(dir: &std::path::Path) -> Arc<Shared> {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port");
+        let mut config = NodeConfig::new(1, dir.to_path_buf(), addr);
+        config.members = BTreeMap::from([(1, addr.to_string())]);
+        let node: Handle = quorumfs_ensemble::start(config).await.expect("start");
+        // Waits for the election (a write waits for a leader).
+        let (session, _) = node.create_session(10_000).await.expect("session");
+        Arc::new(Shared::new(
+            node,
+            tokio::runtime::Handle::current(),
+            session,
+            10_000,
+            PathBuf::from("/nonexistent"),
+            Duration::from_secs(1),
+        ))
+    }
+
+    fn data_of(s: &Shared, path: &str) -> Option<Vec<u8>> {
+        s.node().read(|t| t.get(path).ok().map(|(d, _)| d.to_vec()))
+    }
+
+    /// A committed file `path` with `data`; its inode.
+    async fn file(s: &Shared, path: &str, data: &[u8]) -> u64 {
+        let op = FsOp::Create {
+            path: path.into(),
+            data: data.to_vec(),
+            mode: CreateMode::Persistent,
+            meta: FileMeta::default(),
+        };
+        let Ok((_, FsResult::Created { stat, .. })) = s.propose_fs(op, false).await else {
+            panic!("create {path}");
+        };
+        lock(&s.inodes).get_or_insert(path, stat.czxid, false)
+    }
+
+    /// Issue #9 item 8: an fsync while a commit of the same handle is in flight waits for
+    /// it and then commits what was written after that commit took its copy. (Before the
+    /// fix it returned at once and "ab" was never committed.)
+    #[tokio::test]
+    async fn fsync_waits_for_an_in_flight_commit_then_commits_what_is_newer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = shared(dir.path()).await;
+        let ino = file(&s, "/f", b"old").await;
+        let fh = open_handle(&s, ino, OpenFlags(libc::O_WRONLY)).expect("open");
+        {
+            // A commit of this handle took its copy and is in flight; "ab" came after.
+            let mut files = lock(&s.files);
+            let f = files.get(fh).expect("handle");
+            f.data = b"ab".to_vec();
+            (f.dirty, f.written, f.committing) = (true, true, true);
+        }
+        let fsync = tokio::spawn({
+            let s = s.clone();
+            async move { commit_handle(&s, fh, When::Always).await }
+        });
+        // This runtime has one thread: the fsync runs until it waits.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!fsync.is_finished(), "fsync returned during the commit");
+        // The commit in flight ends, as `commit_handle` ends one.
+        if let Some(f) = lock(&s.files).get(fh) {
+            f.committing = false;
+        }
+        s.commit_done.notify_waiters();
+        let result = fsync.await.expect("join");
+        assert!(matches!(result, Ok(Some(_))), "{result:?}");
+        assert_eq!(data_of(&s, "/f").as_deref(), Some(&b"ab"[..]));
+    }
+
+    /// A new file is only its handle until the commit, which creates it with its content;
+    /// a later commit of the same handle replaces the content.
+    #[tokio::test]
+    async fn a_new_file_appears_with_its_content_at_its_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = shared(dir.path()).await;
+        let ino = lock(&s.inodes).get_or_insert("/new", PENDING, false);
+        let fh = lock(&s.files).insert(OpenFile {
+            ino,
+            writable: true,
+            append: false,
+            data: b"v1".to_vec(),
+            dirty: true,
+            written: true,
+            pending: Some(PendingCreate {
+                path: "/new".into(),
+                mode: CreateMode::Persistent,
+                meta: FileMeta::default(),
+            }),
+            ephemeral: false,
+            created_path: None,
+            committing: false,
+            failed: false,
+        });
+        assert_eq!(data_of(&s, "/new"), None);
+        let zxid = commit_handle(&s, fh, When::Written).await.expect("commit");
+        assert!(zxid.is_some());
+        assert_eq!(data_of(&s, "/new").as_deref(), Some(&b"v1"[..]));
+        assert_ne!(lock(&s.inodes).get(ino).map(|i| i.czxid), Some(PENDING));
+        // Nothing written since: a close commits nothing.
+        assert_eq!(commit_handle(&s, fh, When::Written).await, Ok(None));
+        if let Some(f) = lock(&s.files).get(fh) {
+            f.data = b"v2".to_vec();
+            (f.dirty, f.written) = (true, true);
+        }
+        commit_handle(&s, fh, When::Written).await.expect("commit");
+        assert_eq!(data_of(&s, "/new").as_deref(), Some(&b"v2"[..]));
+    }
+
+    /// Issue #9 item 7: a lock request committed although its proposer gave up on it (the
+    /// outcome was unknown) is withdrawn, and the next in line gets the lock.
+    #[tokio::test]
+    async fn a_withdrawal_frees_a_lock_nobody_here_holds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = shared(dir.path()).await;
+        file(&s, "/l", b"").await;
+        let lock_op = |owner, wait| {
+            TxnBody::Fs(FsOp::Lock {
+                path: "/l".into(),
+                owner,
+                exclusive: true,
+                wait,
+            })
+        };
+        s.node()
+            .propose(s.session(), lock_op(7, false))
+            .await
+            .expect("granted to owner 7, which is not told");
+        let (other, _) = s.node().create_session(10_000).await.expect("session");
+        s.node()
+            .propose(other, lock_op(1, true))
+            .await
+            .expect("queued");
+        let key: LockKey = ("/l".into(), 7);
+        withdraw(&s, key.clone());
+        tokio::time::timeout(Duration::from_secs(30), s.locks.withdrawn(&key))
+            .await
+            .expect("the withdrawal ends");
+        let holders = s.node().read(|t| {
+            t.lock_state("/l")
+                .map(|l| l.holds.iter().map(|h| h.holder).collect::<Vec<_>>())
+        });
+        assert_eq!(holders, Some(vec![(other, 1)]));
+    }
 }

@@ -97,6 +97,7 @@ pub async fn mount(node: Handle, options: MountOptions) -> Result<Mount, MountEr
     }
     let timeout_ms = i32::try_from(options.session_timeout.as_millis()).unwrap_or(i32::MAX);
     let (session, _password) = node.create_session(timeout_ms).await?;
+    wait_for_contact(&node).await;
     let shared = Arc::new(shared::Shared::new(
         node.clone(),
         tokio::runtime::Handle::current(),
@@ -165,6 +166,23 @@ impl Mount {
             warn!("closing the mount's session: {e}");
         }
         info!(mountpoint = %self.mountpoint.display(), "unmounted");
+    }
+}
+
+/// Waits (5 s at most) until the node has confirmed its leader contact, which it does
+/// shortly after start: opens for writing are refused without it (see
+/// `shared::WRITE_CONTACT`), and a mount that has just appeared should accept them.
+async fn wait_for_contact(node: &Handle) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !node
+        .leader_contact()
+        .is_some_and(|age| age <= shared::WRITE_CONTACT)
+    {
+        if tokio::time::Instant::now() >= deadline {
+            warn!("no leader contact yet: writes through the mount fail until there is");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

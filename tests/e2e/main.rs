@@ -14,8 +14,8 @@
 
 mod harness;
 mod jute;
-mod netns;
 mod lazyfs;
+mod netns;
 mod zk;
 
 mod bad_input;
@@ -28,6 +28,7 @@ mod kazoo_suite;
 mod lagging;
 mod learner;
 mod mount;
+mod mount_safety;
 mod partition;
 mod power_loss;
 mod recipes;

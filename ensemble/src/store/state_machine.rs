@@ -374,7 +374,8 @@ mod tests {
 
     fn open(dir: &std::path::Path) -> (sled::Db, StateMachineStore) {
         let db = sled::Config::new().path(dir).open().expect("open sled");
-        let sm = StateMachineStore::open(&db).expect("open state machine");
+        let disk = Arc::new(DiskSync::open(dir).expect("open disk sync"));
+        let sm = StateMachineStore::open(&db, disk).expect("open state machine");
         (db, sm)
     }
 
