@@ -174,9 +174,9 @@ impl Mount {
 /// `shared::WRITE_CONTACT`), and a mount that has just appeared should accept them.
 async fn wait_for_contact(node: &Handle) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while !node
+    while node
         .leader_contact()
-        .is_some_and(|age| age <= shared::WRITE_CONTACT)
+        .is_none_or(|age| age > shared::WRITE_CONTACT)
     {
         if tokio::time::Instant::now() >= deadline {
             warn!("no leader contact yet: writes through the mount fail until there is");

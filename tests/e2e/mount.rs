@@ -26,7 +26,7 @@ fn mounted_cluster() -> Cluster {
 }
 
 /// Runs a bash script to completion (60 s at most).
-fn sh(script: &str) -> Output {
+pub(crate) fn sh(script: &str) -> Output {
     run_with_timeout(
         Command::new("bash").arg("-c").arg(script),
         Duration::from_secs(120),
@@ -34,7 +34,7 @@ fn sh(script: &str) -> Output {
 }
 
 /// Runs a bash script that must succeed; returns its stdout.
-fn sh_ok(script: &str) -> String {
+pub(crate) fn sh_ok(script: &str) -> String {
     let out = sh(script);
     assert!(
         out.status.success(),

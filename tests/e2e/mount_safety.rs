@@ -10,31 +10,13 @@
 //! These are safety checks: `.config/nextest.toml` runs them without retries.
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::Duration;
 
 use crate::harness::*;
+use crate::mount::{sh, sh_ok};
 
 const SESSION_TIMEOUT_MS: u64 = 3000;
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-fn sh(script: &str) -> Output {
-    run_with_timeout(
-        Command::new("bash").arg("-c").arg(script),
-        Duration::from_secs(120),
-    )
-}
-
-fn sh_ok(script: &str) -> String {
-    let out = sh(script);
-    assert!(
-        out.status.success(),
-        "script failed: {script}\n--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn spawn_sh(dir: &Path, name: &str, script: &str) -> Script {
     Script::spawn(script, &dir.join(format!("{name}.log")))
