@@ -169,3 +169,19 @@ async fn a_paused_leader_cannot_expire_sessions_when_it_wakes() {
         .await
         .expect("the session still owns its ephemeral");
 }
+
+#[test]
+fn a_silent_connection_is_closed_after_its_session_timeout() {
+    let cluster = Cluster::start(1);
+    let client = RawClient::connect(cluster.node(1).client_socket()).expect("connect");
+    let start = Instant::now();
+    let mut stream = client.into_stream();
+    jute::wait_closed(&mut stream, SESSION_TIMEOUT * 3)
+        .expect("a connection silent for its whole session timeout must be closed");
+    let after = start.elapsed();
+    println!("silent connection closed after {after:?}");
+    assert!(
+        after >= SESSION_TIMEOUT - Duration::from_millis(200),
+        "closed after {after:?}, before the session timeout"
+    );
+}

@@ -259,6 +259,7 @@ async fn run(
     };
     // The server closes a connection that stays silent for the whole session timeout.
     let idle = Duration::from_millis(timeout_ms.max(1) as u64);
+    let mut idle_deadline = tokio::time::Instant::now() + idle;
     let mut check =
         tokio::time::interval_at(tokio::time::Instant::now() + CHECK_EVERY, CHECK_EVERY);
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -272,8 +273,13 @@ async fn run(
                 }
                 None => continue,
             },
-            frame = tokio::time::timeout(idle, read_frame(&mut reader, &mut buf)) => match frame {
-                Ok(frame) => frame,
+            // A deadline of its own: the check tick above restarts this read (it is
+            // cancel-safe: bytes land in `buf`), never the idle clock.
+            frame = tokio::time::timeout_at(idle_deadline, read_frame(&mut reader, &mut buf)) => match frame {
+                Ok(frame) => {
+                    idle_deadline = tokio::time::Instant::now() + idle;
+                    frame
+                }
                 Err(_) => break Err(End::Refused("session timeout without traffic".into())),
             },
         };
