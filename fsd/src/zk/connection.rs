@@ -68,15 +68,32 @@ async fn await_contact(node: &Handle, limit: Duration) -> bool {
     }
 }
 
-/// Why a connection must close now, if it must: its session is gone, or this node has lost
-/// contact with the leader for longer than the session can bear.
-fn must_close(node: &Handle, session: SessionId, timeout_ms: i32) -> Option<&'static str> {
+/// Why a connection must close now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MustClose {
+    /// The session was closed or expired.
+    SessionGone,
+    /// This node lost contact with the leader for longer than the session can bear.
+    NoLeader,
+}
+
+impl MustClose {
+    fn reason(self) -> &'static str {
+        match self {
+            MustClose::SessionGone => "session closed or expired",
+            MustClose::NoLeader => "no contact with a leader",
+        }
+    }
+}
+
+/// Whether a connection must close now, and why.
+fn must_close(node: &Handle, session: SessionId, timeout_ms: i32) -> Option<MustClose> {
     if node.read(|t| t.session(session).is_none()) {
-        return Some("session closed or expired");
+        return Some(MustClose::SessionGone);
     }
     match node.leader_contact() {
         Some(age) if age <= contact_limit(timeout_ms) => None,
-        _ => Some("no contact with a leader"),
+        _ => Some(MustClose::NoLeader),
     }
 }
 
@@ -268,8 +285,8 @@ async fn run(
             _ = close.cancelled() => break Ok(()),
             _ = check.tick() => match must_close(node, session, timeout_ms) {
                 Some(why) => {
-                    tracing::info!(conn, %peer, session = format_args!("{session:#x}"), "closing client connection: {why}");
-                    break Err(End::Refused(why.into()));
+                    tracing::info!(conn, %peer, session = format_args!("{session:#x}"), "closing client connection: {}", why.reason());
+                    break Err(End::Refused(why.reason().into()));
                 }
                 None => continue,
             },
@@ -314,7 +331,7 @@ async fn run(
         if let Some(why) = must_close(node, session, timeout_ms) {
             // Nothing more is served: a gone session is told so; without a leader the
             // client is left to find another server.
-            if node.read(|t| t.session(session).is_none()) {
+            if why == MustClose::SessionGone {
                 let mut out = BytesMut::new();
                 proto::encode_reply(
                     header.xid,
@@ -325,7 +342,7 @@ async fn run(
                 );
                 let _ = queue(&outbox, out, &close).await;
             }
-            break Err(End::Refused(why.into()));
+            break Err(End::Refused(why.reason().into()));
         }
         node.touch(session);
         server.count_request();
